@@ -1,0 +1,1 @@
+"""SBM graphs and GNN neural collapse (SPEC §3)."""
