@@ -28,9 +28,13 @@ class ZooModule(pl.LightningModule):
         zoo_name: registry name, set by ``zoo.create``/``zoo.load``.
         zoo_data_config: the data config (``{"name": ..., ...}``) the model trains on.
         zoo_metrics: measured metrics carried by a loaded checkpoint (``{}`` when fresh).
+        monitor, monitor_mode: the validation metric that selects the exported weights.
     """
 
     zoo_name: str | None = None
+    #: metric that selects the best weights (ModelCheckpoint) and its direction
+    monitor: str = "val/loss"
+    monitor_mode: Literal["min", "max"] = "min"
     zoo_data_config: dict[str, Any] | None = None
     zoo_metrics: dict[str, float]
 

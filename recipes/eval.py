@@ -1,0 +1,47 @@
+"""Evaluate any checkpoint on freshly generated data; print its metrics as JSON.
+
+    python recipes/eval.py checkpoint=gnn_nc data.seed=1
+    python recipes/eval.py checkpoint=path/to/dir data.seed=2 data.n_test=200
+    python recipes/eval.py checkpoint=hf-hub:org/gnn_nc
+
+The last line of output is one JSON object with the same keys as the ``metrics`` object
+that export writes into the checkpoint's ``config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import CONFIG_DIR, plain  # noqa: E402
+
+import zoo  # noqa: E402
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Load ``cfg.checkpoint``, regenerate its data with ``cfg.data`` overrides, test it."""
+    model = zoo.load(str(cfg.checkpoint))
+    overrides = {k: v for k, v in plain(cfg.get("data")).items() if v is not None}
+    datamodule = zoo.create_datamodule(model, **overrides)
+    pl.seed_everything(overrides.get("seed", 0), workers=True, verbose=False)
+    trainer: pl.Trainer = instantiate(cfg.trainer)
+    results: list[dict[str, Any]] = trainer.test(model, datamodule=datamodule, verbose=False)
+    return {k: float(v) for k, v in (results[0] if results else {}).items()}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+def main(cfg: DictConfig) -> None:
+    metrics = evaluate(cfg)
+    print(json.dumps(metrics, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
