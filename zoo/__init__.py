@@ -12,6 +12,7 @@ from zoo.core.registry import create, create_datamodule, get_spec, list_models
 
 # Importing the families registers their models.
 from zoo import graphs  # noqa: E402,F401  isort: skip
+from zoo import ansatz  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "__version__",
