@@ -1,0 +1,495 @@
+"""Neural-collapse metrics NC1–NC4, functional and streaming (torchmetrics), per layer.
+
+Notation (Papyan, Han & Donoho 2020; Kothapalli, Tirer & Bruna 2023). Features
+``h_i ∈ R^F`` of ``N`` nodes with labels ``y_i ∈ {0..C-1}``, ``n_c`` nodes in class ``c``::
+
+    μ_c = (1/n_c) Σ_{i: y_i=c} h_i                 class means
+    μ_G = (1/N) Σ_i h_i                            global mean
+    Σ_W = (1/N) Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ    within-class covariance
+    Σ_B = (1/C) Σ_c (μ_c − μ_G)(μ_c − μ_G)ᵀ           between-class covariance
+    M   = [μ_c − μ_G]_c  ∈ R^{C×F}                   centred class means
+
+    NC1  = Tr(Σ_W Σ_B^†) / C
+    ÑC1  = Tr(Σ_W) / Tr(Σ_B)
+    NC2  = ‖ M Mᵀ/‖M Mᵀ‖_F − (I_C − 1 1ᵀ/C)/√(C−1) ‖_F     (0 iff the means form a simplex ETF)
+    NC3  = ‖ W/‖W‖_F − M/‖M‖_F ‖_F                         (classifier W ∈ R^{C×F})
+    NC4  = (1/N) #{i : argmax_c (W h_i + b)_c ≠ argmin_c ‖h_i − μ_c‖}
+
+All four vanish under exact neural collapse (NC4 is the *disagreement* rate of the
+classifier with the nearest-class-centre rule, 1 − agreement). Classes absent from a group
+are left out of Σ_B, NC2 and NC3 (their ``μ_c − μ_G`` is set to 0). ``Σ_B^†`` is the
+Hermitian pseudo-inverse with relative cut-off ``pinv_rtol`` (default 1e-6), computed in
+float64.
+
+Graphs. Each SBM graph has its own communities and, because the node features of the
+reference setup carry no label information, a GNN can only identify them up to a label
+permutation that may differ from graph to graph. Statistics are therefore computed *per
+graph* (``batch`` vector as in PyG) and averaged over graphs, and when a classifier is
+given the labels of each graph can first be aligned (``align_labels=True``) to the
+permutation that best matches the classifier's predictions (the one the "overlap" accuracy
+uses), so that NC3/NC4 compare the right rows of ``W`` with the right class means.
+
+Streaming (:class:`CollapseMetric`) keeps only sums, so it is exact under DDP
+(``dist_reduce_fx="sum"``):
+
+- ``per_graph=True``: the sums over graphs of each graph's NC values and the number of
+  graphs; a graph's statistics are computed from its own nodes inside one ``update``.
+- ``per_graph=False`` (pooled): per-class counts ``n_c``, per-class sums ``Σ_i h_i`` and
+  the total second moment ``Σ_i h_i h_iᵀ`` (sufficient for Σ_W, since
+  ``N Σ_W = Σ_i h_i h_iᵀ − Σ_c n_c μ_c μ_cᵀ``), accumulated in float64.
+
+NC4 needs the class means before any node can be classified by the nearest-centre rule, so
+a single pass cannot be exact when pooling. It is streamed *per group*: each graph's nodes
+are compared with that graph's own class means (or, without a ``batch`` vector, the nodes
+of one ``update`` call with that call's class means), and mismatches and node counts are
+summed. With ``per_graph=True`` this is exact per graph; pooled, it equals the one-shot
+value when everything is passed in one ``update``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+__all__ = [
+    "NC_KEYS",
+    "CollapseMetric",
+    "LayerwiseCollapse",
+    "align_labels",
+    "best_permutation",
+    "class_statistics",
+    "nc_from_statistics",
+    "nc_metrics",
+    "overlap",
+]
+
+NC_KEYS = ("nc1", "nc1_tilde", "nc2", "nc3", "nc4")
+_MAX_PERM_CLASSES = 8  # C! label permutations are enumerated (40 320 at C = 8)
+
+
+def _check(features: Tensor, labels: Tensor, num_classes: int) -> None:
+    if features.dim() != 2:
+        raise ValueError(f"features must be (N, F), got shape {tuple(features.shape)}")
+    if labels.shape != features.shape[:1]:
+        raise ValueError(
+            f"labels must be (N,) with N={features.shape[0]}, got shape {tuple(labels.shape)}"
+        )
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes - 1}]")
+
+
+def _groups(batch: Tensor | None, n: int, device: torch.device) -> tuple[Tensor, int]:
+    if batch is None:
+        return torch.zeros(n, dtype=torch.long, device=device), 1
+    if batch.shape != (n,):
+        raise ValueError(f"batch must be (N,) with N={n}, got shape {tuple(batch.shape)}")
+    return batch.long(), int(batch.max()) + 1 if n else 0
+
+
+# -- label permutations / overlap ---------------------------------------------------------
+def _permutations(num_classes: int, device: torch.device) -> Tensor:
+    if num_classes > _MAX_PERM_CLASSES:
+        raise ValueError(
+            f"label permutations are enumerated (C!); num_classes={num_classes} > "
+            f"{_MAX_PERM_CLASSES} is not supported"
+        )
+    return torch.tensor(
+        list(itertools.permutations(range(num_classes))), dtype=torch.long, device=device
+    )
+
+
+def best_permutation(
+    pred: Tensor, labels: Tensor, num_classes: int, batch: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Per graph, the label permutation π maximising #{i : π(y_i) = pred_i}.
+
+    Args:
+        pred: (N,) predicted classes.
+        labels: (N,) true classes.
+        num_classes: C (all C! permutations are enumerated; C ≤ 8).
+        batch: (N,) graph index of each node (PyG), or ``None`` for a single graph.
+
+    Returns:
+        ``(perm, correct)``: perm (G, C) with ``perm[g, c]`` the predicted class that true
+        class ``c`` is mapped to, and correct (G,) the number of matches under it.
+    """
+    group, g = _groups(batch, labels.numel(), labels.device)
+    conf = torch.zeros(g * num_classes * num_classes, dtype=torch.long, device=labels.device)
+    conf.index_add_(
+        0,
+        (group * num_classes + labels.long()) * num_classes + pred.long(),
+        torch.ones_like(labels, dtype=torch.long),
+    )
+    conf = conf.view(g, num_classes, num_classes)  # conf[g, true, pred]
+    perms = _permutations(num_classes, labels.device)  # (P, C)
+    cls = torch.arange(num_classes, device=labels.device)
+    score = conf[:, cls, perms].sum(-1)  # (G, P)
+    correct, best = score.max(-1)
+    return perms[best], correct
+
+
+def align_labels(
+    pred: Tensor, labels: Tensor, num_classes: int, batch: Tensor | None = None
+) -> Tensor:
+    """Relabel each graph's true labels by its :func:`best_permutation`: (N,) → (N,)."""
+    perm, _ = best_permutation(pred, labels, num_classes, batch)
+    group, _ = _groups(batch, labels.numel(), labels.device)
+    return perm[group, labels.long()]
+
+
+def overlap(pred: Tensor, labels: Tensor, num_classes: int, batch: Tensor | None = None) -> Tensor:
+    """Permutation-maximised overlap per graph: (acc − 1/C)/(1 − 1/C), shape (G,).
+
+    ``acc = max_π (1/N_g) Σ_i [π(y_i) = pred_i]``; 1 for perfect recovery, ≈ 0 for chance
+    (slightly positive on finite graphs, since the max over π picks the luckiest labelling).
+    """
+    _, correct = best_permutation(pred, labels, num_classes, batch)
+    group, g = _groups(batch, labels.numel(), labels.device)
+    n = torch.zeros(g, device=labels.device).index_add_(
+        0, group, torch.ones_like(labels, dtype=torch.float)
+    )
+    acc = correct.float() / n.clamp_min(1)
+    return (acc - 1.0 / num_classes) / (1.0 - 1.0 / num_classes)
+
+
+# -- sufficient statistics -------------------------------------------------------------
+def class_statistics(
+    features: Tensor, labels: Tensor, num_classes: int, batch: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-graph sufficient statistics, float64.
+
+    Args:
+        features: (N, F).
+        labels: (N,) in ``[0, C)``.
+        num_classes: C.
+        batch: (N,) graph index (need not be sorted), or ``None`` (one group).
+
+    Returns:
+        ``counts`` (G, C) = n_c, ``sums`` (G, C, F) = Σ_{y_i=c} h_i and ``second``
+        (G, F, F) = Σ_i h_i h_iᵀ.
+    """
+    _check(features, labels, num_classes)
+    n, f = features.shape
+    group, g = _groups(batch, n, features.device)
+    h = features.detach().double()
+    idx = group * num_classes + labels.long()
+    counts = torch.zeros(g * num_classes, dtype=torch.float64, device=h.device)
+    counts.index_add_(0, idx, torch.ones(n, dtype=torch.float64, device=h.device))
+    sums = torch.zeros(g * num_classes, f, dtype=torch.float64, device=h.device)
+    sums.index_add_(0, idx, h)
+    if g == 1:
+        second = (h.T @ h).unsqueeze(0)
+    else:  # pad graphs to (G, N_max, F) and use one batched matmul: O(N F²), no (N, F, F)
+        from torch_geometric.utils import to_dense_batch
+
+        order = torch.argsort(group, stable=True)
+        dense, _ = to_dense_batch(h[order], group[order], batch_size=g)
+        second = dense.transpose(1, 2) @ dense
+    return counts.view(g, num_classes), sums.view(g, num_classes, f), second
+
+
+def nc_from_statistics(
+    counts: Tensor,
+    sums: Tensor,
+    second: Tensor,
+    classifier_weight: Tensor | None = None,
+    *,
+    pinv_rtol: float = 1e-6,
+) -> dict[str, Tensor]:
+    """NC1, ÑC1, NC2 (and NC3 with a classifier) from sufficient statistics.
+
+    Args:
+        counts: (..., C), sums: (..., C, F), second: (..., F, F) as in
+            :func:`class_statistics` (leading dims are batch dims, e.g. graphs).
+        classifier_weight: (C, F) or ``None``.
+        pinv_rtol: relative cut-off of the pseudo-inverse of Σ_B.
+
+    Returns:
+        ``{"nc1", "nc1_tilde", "nc2"[, "nc3"]}``, each of the leading shape, float64.
+    """
+    counts, sums, second = counts.double(), sums.double(), second.double()
+    c = counts.shape[-1]
+    n = counts.sum(-1)  # (...)
+    present = counts > 0
+    mu = sums / counts.clamp_min(1).unsqueeze(-1)  # (..., C, F)
+    mu_g = sums.sum(-2) / n.clamp_min(1).unsqueeze(-1)  # (..., F)
+    m = (mu - mu_g.unsqueeze(-2)) * present.unsqueeze(-1)  # (..., C, F) centred means
+    within = second - torch.einsum("...c,...cf,...ch->...fh", counts, mu, mu)
+    sigma_w = within / n.clamp_min(1)[..., None, None]
+    sigma_b = m.transpose(-1, -2) @ m / c
+    pinv_b = torch.linalg.pinv(sigma_b, rtol=pinv_rtol, hermitian=True)
+    out = {
+        "nc1": (sigma_w * pinv_b).sum((-1, -2)) / c,  # Tr(A B) = Σ A ∘ Bᵀ, B symmetric
+        "nc1_tilde": sigma_w.diagonal(dim1=-2, dim2=-1).sum(-1)
+        / sigma_b.diagonal(dim1=-2, dim2=-1).sum(-1),
+    }
+    gram = m @ m.transpose(-1, -2)
+    etf = torch.eye(c, dtype=gram.dtype, device=gram.device) - 1.0 / c
+    etf = etf / math.sqrt(c - 1)
+    gram_n = gram / torch.linalg.matrix_norm(gram).clamp_min(1e-300)[..., None, None]
+    out["nc2"] = torch.linalg.matrix_norm(gram_n - etf)
+    if classifier_weight is not None:
+        w = classifier_weight.detach().double()
+        if w.shape != m.shape[-2:]:
+            raise ValueError(f"classifier_weight must be (C, F)={tuple(m.shape[-2:])}")
+        w = w / torch.linalg.matrix_norm(w).clamp_min(1e-300)
+        m_n = m / torch.linalg.matrix_norm(m).clamp_min(1e-300)[..., None, None]
+        out["nc3"] = torch.linalg.matrix_norm(w - m_n)
+    return out
+
+
+def _ncc_mismatch(
+    features: Tensor,
+    group: Tensor,
+    num_groups: int,
+    sums: Tensor,
+    counts: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+) -> Tensor:
+    """Per group, #{i: argmax(W h_i + b) ≠ argmin_c ‖h_i − μ_{g(i),c}‖}: (G,) float64."""
+    h = features.detach().double()
+    logits = h @ weight.detach().double().T
+    if bias is not None:
+        logits = logits + bias.detach().double()
+    mu = sums / counts.clamp_min(1).unsqueeze(-1)  # (G, C, F)
+    dist = (h.unsqueeze(1) - mu[group]).pow(2).sum(-1)  # (N, C)
+    dist = dist.masked_fill(~(counts > 0)[group], float("inf"))
+    wrong = (logits.argmax(-1) != dist.argmin(-1)).double()
+    return torch.zeros(num_groups, dtype=torch.float64, device=h.device).index_add_(0, group, wrong)
+
+
+def nc_metrics(
+    features: Tensor,
+    labels: Tensor,
+    classifier_weight: Tensor | None = None,
+    *,
+    classifier_bias: Tensor | None = None,
+    num_classes: int | None = None,
+    align: bool = False,
+    pinv_rtol: float = 1e-6,
+) -> dict[str, float]:
+    """NC1–NC4 of one set of features (one graph, or nodes pooled over graphs).
+
+    Args:
+        features: (N, F).
+        labels: (N,) integer classes.
+        classifier_weight: (C, F) last-layer weight ``W`` (logits ``W h + b``); enables
+            ``nc3`` and ``nc4``.
+        classifier_bias: (C,) optional bias ``b`` used by NC4.
+        num_classes: C (default ``labels.max() + 1``).
+        align: relabel by the permutation that best matches the classifier's predictions
+            before computing (needs a classifier; see the module docstring).
+        pinv_rtol: relative cut-off of the pseudo-inverse of Σ_B.
+
+    Returns:
+        ``{"nc1", "nc1_tilde", "nc2"}`` plus ``"nc3", "nc4"`` with a classifier, as floats.
+    """
+    c = int(labels.max()) + 1 if num_classes is None else num_classes
+    if align:
+        if classifier_weight is None:
+            raise ValueError("align=True needs a classifier_weight")
+        logits = features.detach() @ classifier_weight.detach().T.to(features.dtype)
+        if classifier_bias is not None:
+            logits = logits + classifier_bias.detach().to(features.dtype)
+        labels = align_labels(logits.argmax(-1), labels, c)
+    counts, sums, second = class_statistics(features, labels, c)
+    out = nc_from_statistics(counts, sums, second, classifier_weight, pinv_rtol=pinv_rtol)
+    res = {k: float(v[0]) for k, v in out.items()}
+    if classifier_weight is not None:
+        zero = torch.zeros(labels.numel(), dtype=torch.long, device=labels.device)
+        wrong = _ncc_mismatch(features, zero, 1, sums, counts, classifier_weight, classifier_bias)
+        res["nc4"] = float(wrong[0]) / max(labels.numel(), 1)
+    return res
+
+
+class CollapseMetric(Metric):
+    """Streaming NC1–NC4 of one layer's features; sums only, so exact under DDP.
+
+    ``update(features (N, F), labels (N,), batch=None, classifier_weight=None,
+    classifier_bias=None)``; ``compute()`` returns ``{"nc1", "nc1_tilde", "nc2"}`` plus
+    ``"nc3", "nc4"`` once a classifier has been passed. See the module docstring for the
+    equations, the per-graph vs pooled modes and how NC4 is streamed.
+
+    Args:
+        num_classes: C.
+        num_features: F.
+        per_graph: average per-graph values (``True``) or pool all nodes (``False``).
+        align_labels: when ``update`` gets a classifier, first relabel each graph by the
+            permutation that best matches the classifier's predictions (NC1, ÑC1 and NC2
+            are invariant to it per graph; NC3/NC4 are not).
+        pinv_rtol: relative cut-off of the pseudo-inverse of Σ_B.
+    """
+
+    full_state_update = False
+    higher_is_better = False
+    is_differentiable = False
+
+    def __init__(
+        self,
+        num_classes: int,
+        num_features: int,
+        *,
+        per_graph: bool = True,
+        align_labels: bool = False,
+        pinv_rtol: float = 1e-6,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(**kwargs)
+        if num_classes < 2 or num_features < 1:
+            raise ValueError(
+                f"need num_classes >= 2 and num_features >= 1, got {num_classes}, {num_features}"
+            )
+        self.num_classes = num_classes
+        self.num_features = num_features
+        self.per_graph = per_graph
+        self.align = align_labels
+        self.pinv_rtol = pinv_rtol
+        f64 = torch.float64
+        if per_graph:
+            self.add_state(
+                "graph_sums", torch.zeros(len(NC_KEYS) - 1, dtype=f64), dist_reduce_fx="sum"
+            )
+            self.add_state("num_graphs", torch.zeros((), dtype=f64), dist_reduce_fx="sum")
+        else:
+            self.add_state("counts", torch.zeros(num_classes, dtype=f64), dist_reduce_fx="sum")
+            self.add_state(
+                "sums", torch.zeros(num_classes, num_features, dtype=f64), dist_reduce_fx="sum"
+            )
+            self.add_state(
+                "second", torch.zeros(num_features, num_features, dtype=f64), dist_reduce_fx="sum"
+            )
+        self.add_state("ncc_mismatch", torch.zeros((), dtype=f64), dist_reduce_fx="sum")
+        self.add_state("ncc_total", torch.zeros((), dtype=f64), dist_reduce_fx="sum")
+        self._weight: Tensor | None = None
+
+    def update(
+        self,
+        features: Tensor,
+        labels: Tensor,
+        batch: Tensor | None = None,
+        classifier_weight: Tensor | None = None,
+        classifier_bias: Tensor | None = None,
+    ) -> None:
+        """Accumulate features (N, F) with labels (N,) and graph index ``batch`` (N,)."""
+        _check(features, labels, self.num_classes)
+        if features.shape[1] != self.num_features:
+            raise ValueError(f"expected {self.num_features} features, got {features.shape[1]}")
+        group, g = _groups(batch, labels.numel(), labels.device)
+        if classifier_weight is not None:
+            self._weight = classifier_weight.detach().clone()
+        if self.align and classifier_weight is not None:
+            logits = features.detach() @ classifier_weight.detach().T.to(features.dtype)
+            if classifier_bias is not None:
+                logits = logits + classifier_bias.detach().to(features.dtype)
+            labels = align_labels(logits.argmax(-1), labels, self.num_classes, batch)
+        counts, sums, second = class_statistics(features, labels, self.num_classes, group)
+        if classifier_weight is not None:
+            wrong = _ncc_mismatch(
+                features, group, g, sums, counts, classifier_weight, classifier_bias
+            )
+            if self.per_graph:  # mean over graphs of each graph's mismatch rate
+                self.ncc_mismatch += (wrong / counts.sum(-1).clamp_min(1)).sum()
+                self.ncc_total += g
+            else:
+                self.ncc_mismatch += wrong.sum()
+                self.ncc_total += labels.numel()
+        if self.per_graph:
+            vals = nc_from_statistics(
+                counts, sums, second, classifier_weight, pinv_rtol=self.pinv_rtol
+            )
+            for k, key in enumerate(NC_KEYS[:4]):
+                if key in vals:
+                    self.graph_sums[k] += vals[key].sum()
+            self.num_graphs += g
+        else:
+            self.counts += counts.sum(0)
+            self.sums += sums.sum(0)
+            self.second += second.sum(0)
+
+    def reset(self) -> None:
+        super().reset()
+        self._weight = None
+
+    def compute(self) -> dict[str, Tensor]:
+        """``{"nc1", "nc1_tilde", "nc2"[, "nc3", "nc4"]}`` as float64 scalars."""
+        has_w = self._weight is not None
+        if self.per_graph:
+            mean = self.graph_sums / self.num_graphs.clamp_min(1)
+            out = {k: mean[i] for i, k in enumerate(NC_KEYS[:4]) if k != "nc3" or has_w}
+        else:
+            vals = nc_from_statistics(
+                self.counts, self.sums, self.second, self._weight, pinv_rtol=self.pinv_rtol
+            )
+            out = dict(vals)
+        if has_w:
+            out["nc4"] = self.ncc_mismatch / self.ncc_total.clamp_min(1)
+        return out
+
+
+class LayerwiseCollapse(torch.nn.Module):
+    """One :class:`CollapseMetric` per layer: ``compute()`` → ``{"layer_07/nc1": ...}``.
+
+    Args:
+        num_classes: C.
+        num_features: F of every layer (an int) or one F per layer (a list).
+        num_layers: number of layers (needed when ``num_features`` is an int).
+        **kwargs: forwarded to every :class:`CollapseMetric` (``per_graph``, ...).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        num_features: int | Sequence[int],
+        num_layers: int | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__()
+        if isinstance(num_features, int):
+            if num_layers is None:
+                raise ValueError("num_layers is required when num_features is an int")
+            num_features = [num_features] * num_layers
+        self.layers = torch.nn.ModuleList(
+            CollapseMetric(num_classes, f, **kwargs) for f in num_features
+        )
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def update(
+        self,
+        features: Sequence[Tensor],
+        labels: Tensor,
+        batch: Tensor | None = None,
+        classifier_weight: Tensor | None = None,
+        classifier_bias: Tensor | None = None,
+    ) -> None:
+        """``features``: one (N, F_ℓ) tensor per layer; the classifier (if any) is passed to
+        the last layer only (its features are the classifier's input)."""
+        if len(features) != len(self.layers):
+            raise ValueError(f"expected {len(self.layers)} feature tensors, got {len(features)}")
+        last = len(self.layers) - 1
+        for i, (metric, h) in enumerate(zip(self.layers, features)):
+            if i == last:
+                metric.update(h, labels, batch, classifier_weight, classifier_bias)
+            else:
+                metric.update(h, labels, batch)
+
+    def compute(self) -> dict[str, Tensor]:
+        """``{"layer_{ℓ:02d}/{key}": value}`` for every layer and NC key."""
+        return {
+            f"layer_{i:02d}/{k}": v
+            for i, metric in enumerate(self.layers)
+            for k, v in metric.compute().items()
+        }
+
+    def reset(self) -> None:
+        for metric in self.layers:
+            metric.reset()
