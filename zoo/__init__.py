@@ -11,8 +11,9 @@ from zoo.core.checkpoint import load, save_checkpoint
 from zoo.core.registry import create, create_datamodule, get_spec, list_models
 
 # Importing the families registers their models.
-from zoo import graphs  # noqa: E402,F401  isort: skip
-from zoo import ansatz  # noqa: E402,F401  isort: skip
+from zoo import graphs  # noqa: F401  isort: skip
+from zoo import hierarchical  # noqa: F401  isort: skip
+from zoo import ansatz  # noqa: F401  isort: skip
 
 __all__ = [
     "__version__",
