@@ -21,9 +21,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CONFIG_DIR, plain  # noqa: E402
+from _common import CONFIG_DIR, plain
 
-import zoo  # noqa: E402
+import zoo
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

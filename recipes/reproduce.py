@@ -14,10 +14,10 @@ import hydra
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CONFIG_DIR, REPO_ROOT, plain  # noqa: E402
+from _common import CONFIG_DIR, REPO_ROOT, plain
 
-import zoo  # noqa: E402,F401  (registers the families' figures)
-from zoo.core.figures import run_figure  # noqa: E402
+import zoo  # noqa: F401  (registers the families' figures)
+from zoo.core.figures import run_figure
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="reproduce")

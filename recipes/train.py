@@ -24,10 +24,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CONFIG_DIR, log, plain, wandb_has_credentials  # noqa: E402
+from _common import CONFIG_DIR, log, plain, wandb_has_credentials
 
-import zoo  # noqa: E402
-from zoo.core.checkpoint import save_checkpoint  # noqa: E402
+import zoo
+from zoo.core.checkpoint import save_checkpoint
 
 
 def build_logger(cfg: DictConfig) -> pl.loggers.Logger | None:
@@ -121,22 +121,26 @@ def _finish_wandb(logger: Any, metrics: dict[str, Any]) -> tuple[Path | None, di
     """
     from pytorch_lightning.loggers import WandbLogger
 
-    if not isinstance(logger, WandbLogger) or not logger.experiment or not hasattr(
-        logger.experiment, "summary"
+    if (
+        not isinstance(logger, WandbLogger)
+        or not logger.experiment
+        or not hasattr(logger.experiment, "summary")
     ):
         return None, {}
     import wandb
 
     run = logger.experiment
     run.summary.update(metrics)
-    summary = {k: run.summary[k] for k in run.summary.keys()}
+    summary = {k: run.summary[k] for k in run.summary.keys()}  # noqa: SIM118 (not iterable)
     run_dir = Path(run.dir).parent
     offline = bool(run.offline)
     wandb.finish()
     return (run_dir if offline else None), summary
 
 
-def _report(metrics: dict[str, Any], export_dir: Path, wandb_dir: Path | None, fit_s: float) -> None:
+def _report(
+    metrics: dict[str, Any], export_dir: Path, wandb_dir: Path | None, fit_s: float
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -147,9 +151,14 @@ def _report(metrics: dict[str, Any], export_dir: Path, wandb_dir: Path | None, f
         table.add_row(k, f"{v:.4g}")
     console = Console()
     console.print(table)
-    console.print(f"checkpoint: [bold]{export_dir}[/]  (zoo.load({str(export_dir)!r}))", soft_wrap=True)
+    console.print(
+        f"checkpoint: [bold]{export_dir}[/]  (zoo.load({str(export_dir)!r}))", soft_wrap=True
+    )
     if wandb_dir is not None:
-        console.print(f"W&B offline run: [bold]{wandb_dir}[/]  (upload: wandb sync {wandb_dir})", soft_wrap=True)
+        console.print(
+            f"W&B offline run: [bold]{wandb_dir}[/]  (upload: wandb sync {wandb_dir})",
+            soft_wrap=True,
+        )
 
 
 def _command() -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-RECIPES = REPO_ROOT / "recipes"
-sys.path.insert(0, str(RECIPES))
+from tests.common import RECIPES
+
+sys.path.insert(0, str(RECIPES))  # the recipes are scripts: `from train import train`
 
 # Never reach wandb.ai from tests, and keep its console quiet.
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -20,7 +20,9 @@ os.environ.pop("WANDB_MODE", None)
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No user netrc/W&B settings/HF token leak into a test."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("NETRC", str(home / ".netrc"))
@@ -56,15 +58,3 @@ def compose_cfg() -> Iterator[Callable[..., object]]:
 
     yield _compose
     GlobalHydra.instance().clear()
-
-
-# Overrides that make any registered model train for a couple of steps.
-TINY_RUN = [
-    "logger=none",
-    "callbacks.progress_bar=null",
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=2",
-    "+trainer.limit_val_batches=1",
-    "+trainer.limit_test_batches=1",
-    "trainer.enable_model_summary=false",
-]

@@ -83,7 +83,7 @@ def test_changed_architecture_fails_loudly(tmp_path: Path) -> None:
     cfg = json.loads((d / CONFIG_NAME).read_text())
     cfg["model"]["depth"] = cfg["model"]["depth"] + 1
     (d / CONFIG_NAME).write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="do not fit model 'gnn_nc'.*Missing key"):
+    with pytest.raises(ValueError, match=r"do not fit model 'gnn_nc'.*Missing key"):
         zoo.load(d)
 
 
@@ -112,15 +112,17 @@ def test_writes_are_atomic_and_replace_whole_directories(tmp_path: Path) -> None
 
 
 def test_not_a_checkpoint(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="is not a zoo checkpoint: config.json is missing"):
+    with pytest.raises(FileNotFoundError, match=r"is not a zoo checkpoint: config\.json is missing"):
         zoo.load(tmp_path)
 
 
-def test_unknown_name_and_missing_pretrained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_name_and_missing_pretrained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(ValueError, match="Valid models"):
         zoo.load("no_such_model")
     monkeypatch.setenv("ZOO_CHECKPOINTS", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="python recipes/train.py model=gnn_nc"):
+    with pytest.raises(FileNotFoundError, match=r"python recipes/train\.py model=gnn_nc"):
         zoo.load("gnn_nc")
 
 

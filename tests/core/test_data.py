@@ -49,7 +49,9 @@ def test_tensor_batches_shard_every_sample(world_size: int) -> None:
     x = torch.arange(10)
     seen = []
     for rank in range(world_size):
-        loader = TensorBatches([x], batch_size=3, shuffle=True, seed=1, rank=rank, world_size=world_size)
+        loader = TensorBatches(
+            [x], batch_size=3, shuffle=True, seed=1, rank=rank, world_size=world_size
+        )
         batches = [b[0] for b in loader]
         assert len(batches) == len(loader)
         seen.append(torch.cat(batches))

@@ -38,9 +38,9 @@ def tmp_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "_DATAMODULES", dict(registry._DATAMODULES))
     registry.register_datamodule("_data")(_Data)
     registry.register_model("_lin", data="_data", data_defaults={"n_train": 8})(_Lin)
-    registry.register_model("_lin_wide", data="_data", defaults={"dim": 5}, data_defaults={"dim": 5})(
-        _Lin
-    )
+    registry.register_model(
+        "_lin_wide", data="_data", defaults={"dim": 5}, data_defaults={"dim": 5}
+    )(_Lin)
 
 
 def test_unknown_model_lists_valid_names_and_suggests() -> None:

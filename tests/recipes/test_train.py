@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import zoo
-from tests.conftest import RECIPES, REPO_ROOT, TINY_RUN
+from tests.common import RECIPES, REPO_ROOT, TINY_RUN
 from zoo.core.checkpoint import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
 
 SMALL_GNN = [
@@ -24,7 +24,9 @@ SMALL_GNN = [
 ]
 
 
-def run_recipe(script: str, args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_recipe(
+    script: str, args: list[str], cwd: Path, timeout: int = 300
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, str(RECIPES / script), *args],
@@ -42,13 +44,21 @@ def test_fast_dev_run_every_model(name: str, compose_cfg, tmp_path: Path) -> Non
 
     cfg = compose_cfg(
         "train",
-        [f"model={name}", "logger=none", "callbacks.progress_bar=null", "+trainer.fast_dev_run=true",
-         "trainer.enable_model_summary=false", f"export_dir={tmp_path / 'export'}"],
+        [
+            f"model={name}",
+            "logger=none",
+            "callbacks.progress_bar=null",
+            "+trainer.fast_dev_run=true",
+            "trainer.enable_model_summary=false",
+            f"export_dir={tmp_path / 'export'}",
+        ],
         tmp_path,
     )
     out = train(cfg, command=f"python recipes/train.py model={name}")
     export = out["export_dir"]
-    assert sorted(p.name for p in export.iterdir()) == sorted([CONFIG_NAME, WEIGHTS_NAME, CARD_NAME])
+    assert sorted(p.name for p in export.iterdir()) == sorted(
+        [CONFIG_NAME, WEIGHTS_NAME, CARD_NAME]
+    )
     saved = json.loads((export / CONFIG_NAME).read_text())
     assert saved["model"]["name"] == name
     assert saved["metrics"] == pytest.approx(out["metrics"])
@@ -85,7 +95,9 @@ def test_interrupted_run_resumes(compose_cfg, tmp_path: Path) -> None:
     last = tmp_path / "a" / "checkpoints" / "last.ckpt"
     resumed = train(
         compose_cfg(
-            "train", [*SMALL_GNN, *TINY_RUN, "trainer.max_epochs=2", f"ckpt_path={last}"], tmp_path / "b"
+            "train",
+            [*SMALL_GNN, *TINY_RUN, "trainer.max_epochs=2", f"ckpt_path={last}"],
+            tmp_path / "b",
         )
     )
     assert resumed["trainer"].current_epoch == 2
@@ -138,8 +150,14 @@ def test_ddp_subprocess_relaunch_exports_one_checkpoint(tmp_path: Path) -> None:
 def test_multirun_sweep(tmp_path: Path) -> None:
     res = run_recipe(
         "train.py",
-        ["-m", *SMALL_GNN[:1], "model.depth=1,2", *SMALL_GNN[2:], *TINY_RUN,
-         f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        [
+            "-m",
+            *SMALL_GNN[:1],
+            "model.depth=1,2",
+            *SMALL_GNN[2:],
+            *TINY_RUN,
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
         tmp_path,
     )
     assert res.returncode == 0, res.stderr[-3000:]

@@ -30,9 +30,9 @@ from zoo.core.module import ZooModule
 from zoo.core.registry import create, get_spec
 
 __all__ = [
+    "CARD_NAME",
     "CONFIG_NAME",
     "WEIGHTS_NAME",
-    "CARD_NAME",
     "checkpoints_root",
     "load",
     "load_checkpoint",
@@ -48,7 +48,7 @@ HUB_PREFIX = "hf-hub:"
 
 
 def checkpoints_root() -> Path:
-    """Where shipped pretrained checkpoints live (``$ZOO_CHECKPOINTS`` or ``<repo>/checkpoints``)."""
+    """Shipped pretrained checkpoints: ``$ZOO_CHECKPOINTS`` or ``<repo>/checkpoints``."""
     env = os.environ.get("ZOO_CHECKPOINTS")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "checkpoints"
 
@@ -154,9 +154,15 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
-        save_file(state, tmp / WEIGHTS_NAME, metadata={"format": "pt", "zoo_model": module.zoo_name})
+        save_file(
+            state, tmp / WEIGHTS_NAME, metadata={"format": "pt", "zoo_model": module.zoo_name}
+        )
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=False) + "\n")
-        extra = module.model_card_extra(config["metrics"]) if hasattr(module, "model_card_extra") else ""
+        extra = (
+            module.model_card_extra(config["metrics"])
+            if hasattr(module, "model_card_extra")
+            else ""
+        )
         (tmp / CARD_NAME).write_text(model_card(config, extra))
         old = None
         if directory.exists():

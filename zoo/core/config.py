@@ -83,7 +83,9 @@ def _params(fn: Callable | type) -> dict[str, tuple[inspect.Parameter, Any]]:
 def hparam_defaults(fn: Callable | type) -> dict[str, Any]:
     """The declared defaults of ``fn``'s keyword parameters (required ones are omitted)."""
     return {
-        k: p.default for k, (p, _) in _params(fn).items() if p.default is not inspect.Parameter.empty
+        k: p.default
+        for k, (p, _) in _params(fn).items()
+        if p.default is not inspect.Parameter.empty
     }
 
 

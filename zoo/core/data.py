@@ -143,7 +143,9 @@ class SyntheticDataModule(pl.LightningDataModule):
         self._loaders: dict[str, Any] = {}
 
     # -- to implement -------------------------------------------------------------------
-    def generate(self, split: Split, n: int, generator: torch.Generator, device: torch.device) -> Any:
+    def generate(
+        self, split: Split, n: int, generator: torch.Generator, device: torch.device
+    ) -> Any:
         """Draw ``n`` samples of ``split`` on ``device`` using only ``generator``.
 
         Returns a tuple of tensors ``(inputs, targets, ...)`` or a list of PyG ``Data``.
