@@ -112,7 +112,7 @@ def test_writes_are_atomic_and_replace_whole_directories(tmp_path: Path) -> None
 
 
 def test_not_a_checkpoint(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"is not a zoo checkpoint: config\.json is missing"):
+    with pytest.raises(FileNotFoundError, match=r"not a zoo checkpoint: config\.json is missing"):
         zoo.load(tmp_path)
 
 
