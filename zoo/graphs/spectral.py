@@ -1,0 +1,346 @@
+"""Spectral community detection by projected power iteration, and the ``spectral_sbm`` model.
+
+Two operators on a (batch of) undirected graph(s) ``A`` with degrees ``D`` (SPEC §3):
+
+- normalised Laplacian ``L = I − D^{-1/2} A D^{-1/2}``: the informative eigenvectors are
+  those of the smallest non-trivial eigenvalues. Power iteration runs on the shifted
+  operator ``2I − L = I + D^{-1/2} A D^{-1/2}`` (spectrum in ``[0, 2]``, so the smallest
+  eigenvalues of ``L`` become the largest in magnitude), projecting out the trivial
+  eigenvector ``D^{1/2} 1`` of every graph at every step; ``C − 1`` vectors are iterated.
+- Bethe Hessian ``H(r) = (r² − 1) I − r A + D`` with ``r = √(mean degree)`` of each graph:
+  the informative eigenvectors are those of its negative eigenvalues. Power iteration runs
+  on ``s I − H`` with ``s ≈ λ_max(H)`` per graph (a Rayleigh-quotient estimate from 30
+  power steps on ``H``, capped by the Gershgorin bound ``max_i (r² − 1 + (1 + r) d_i)``), so
+  the most negative eigenvalues of ``H`` dominate; the whole spectrum of ``sI − H`` then
+  lies in ``[s − λ_max, s − λ_min]`` and an estimate a little below ``λ_max`` costs nothing
+  since ``|s − λ_max| ≪ s − λ_min``. The rate is ``(s − λ_info)/(s − λ_bulk)``, close to 1
+  near the detectability threshold: this baseline is slow there by nature. ``C`` vectors are
+  iterated; after each step a per-graph Rayleigh–Ritz rotation orders them by ``xᵀHx`` and
+  the first (most negative, the trivial "degree" direction) is dropped, leaving ``C − 1``.
+
+Every step orthonormalises the ``k`` vectors of each graph separately (Cholesky QR of the
+per-graph ``k × k`` Gram matrix), so a batch of graphs is one block-diagonal sparse
+operator applied with ``index_add`` on ``edge_index``: O(k (N + E)) per step, no dense
+``N × N`` matrix and no sparse extras. :func:`power_iterations` yields the ``(N, C − 1)``
+embedding after every step (NC metrics per iteration); :func:`predict` turns an embedding
+into communities: ``sign(x)`` for C = 2, per-graph k-means (Lloyd, farthest-point seeding,
+vectorised over graphs) for C > 2.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+import torch
+from torch import Tensor
+
+from zoo.core.config import Interval
+from zoo.core.module import ZooModule
+from zoo.core.registry import register_model
+from zoo.graphs.collapse import class_statistics, nc_from_statistics, overlap
+
+__all__ = [
+    "OPERATORS",
+    "SpectralSBM",
+    "bethe_hessian_matvec",
+    "kmeans",
+    "power_iterations",
+    "predict",
+    "spectral_embedding",
+]
+
+Operator = Literal["laplacian", "bethe_hessian"]
+OPERATORS: tuple[str, ...] = ("laplacian", "bethe_hessian")
+_SHIFT_STEPS = 30  # power steps estimating λ_max(H) for the Bethe-Hessian shift
+
+
+def _graph_index(batch: Tensor | None, n: int, device: torch.device) -> tuple[Tensor, int]:
+    if batch is None:
+        return torch.zeros(n, dtype=torch.long, device=device), 1
+    if batch.shape != (n,):
+        raise ValueError(f"batch must be (N,) with N={n}, got shape {tuple(batch.shape)}")
+    return batch.long(), int(batch.max()) + 1
+
+
+def _adj_matvec(edge_index: Tensor, x: Tensor, weight: Tensor | None = None) -> Tensor:
+    """``A x`` with ``A_ij`` = (weighted) number of edges ``j → i``: x (N, k) → (N, k)."""
+    src, dst = edge_index
+    msg = x[src] if weight is None else x[src] * weight.unsqueeze(-1)
+    return torch.zeros_like(x).index_add_(0, dst, msg)
+
+
+def bethe_hessian_matvec(edge_index: Tensor, x: Tensor, r: Tensor, deg: Tensor) -> Tensor:
+    """``H(r) x = (r² − 1) x − r A x + D x``: x (N, k), r (N,) per node, deg (N,) → (N, k)."""
+    rr = r.unsqueeze(-1)
+    return (rr * rr - 1.0 + deg.unsqueeze(-1)) * x - rr * _adj_matvec(edge_index, x)
+
+
+def _orthonormalise(x: Tensor, group: Tensor, g: int) -> Tensor:
+    """Per-graph Cholesky QR: columns of each graph's block of x (N, k) made orthonormal."""
+    k = x.shape[1]
+    gram = torch.zeros(g, k, k, dtype=x.dtype, device=x.device)
+    gram.index_add_(0, group, x.unsqueeze(2) * x.unsqueeze(1))
+    eye = torch.eye(k, dtype=x.dtype, device=x.device)
+    scale = gram.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-300)
+    chol, _ = torch.linalg.cholesky_ex(gram + 1e-12 * scale[:, None, None] * eye)
+    inv_t = torch.linalg.solve_triangular(chol, eye.expand(g, k, k), upper=False).transpose(1, 2)
+    return torch.bmm(x.unsqueeze(1), inv_t[group]).squeeze(1)
+
+
+def power_iterations(
+    edge_index: Tensor,
+    num_nodes: int,
+    num_classes: int = 2,
+    *,
+    operator: Operator = "bethe_hessian",
+    n_iter: int = 64,
+    batch: Tensor | None = None,
+    r: float | Tensor | None = None,
+    generator: torch.Generator | None = None,
+    x0: Tensor | None = None,
+) -> Iterator[Tensor]:
+    """Projected power iteration; yields the ``(N, C − 1)`` embedding at steps 0..n_iter.
+
+    Args:
+        edge_index: (2, E) undirected edges (both directions present), PyG convention.
+        num_nodes: N (all graphs of the batch together).
+        num_classes: C; C − 1 informative directions are tracked.
+        operator: ``"laplacian"`` (shifted normalised Laplacian) or ``"bethe_hessian"``.
+        n_iter: number of power steps (``n_iter + 1`` embeddings are yielded).
+        batch: (N,) graph index of every node (PyG), ``None`` for one graph.
+        r: Bethe-Hessian parameter, a float or (G,) per graph (default ``√(mean degree)``).
+        generator: randomness of the Gaussian start vectors.
+        x0: (N, k) start vectors instead of random ones (k = C − 1, or C for the Bethe
+            Hessian).
+
+    Yields:
+        (N, C − 1) float64 embeddings, orthonormal per graph; step 0 is the projected start.
+    """
+    if operator not in OPERATORS:
+        raise ValueError(f"operator={operator!r} must be one of {OPERATORS}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if n_iter < 0:
+        raise ValueError(f"n_iter must be >= 0, got {n_iter}")
+    device = edge_index.device
+    group, g = _graph_index(batch, num_nodes, device)
+    deg = torch.zeros(num_nodes, dtype=torch.float64, device=device)
+    deg.index_add_(
+        0, edge_index[1], torch.ones(edge_index.shape[1], dtype=torch.float64, device=device)
+    )
+    k = num_classes - 1 if operator == "laplacian" else num_classes
+    if x0 is None:
+        x = torch.randn(num_nodes, k, generator=generator, device=device, dtype=torch.float64)
+    else:
+        if x0.shape != (num_nodes, k):
+            raise ValueError(f"x0 must be ({num_nodes}, {k}) for {operator}, got {tuple(x0.shape)}")
+        x = x0.to(device=device, dtype=torch.float64)
+    sizes = torch.zeros(g, dtype=torch.float64, device=device).index_add_(
+        0, group, torch.ones(num_nodes, dtype=torch.float64, device=device)
+    )
+
+    if operator == "laplacian":
+        inv_sqrt = torch.where(deg > 0, deg.rsqrt(), torch.zeros_like(deg))
+        w = inv_sqrt[edge_index[0]] * inv_sqrt[edge_index[1]]
+        trivial = deg.sqrt()
+        norm2 = torch.zeros(g, dtype=torch.float64, device=device).index_add_(0, group, deg)
+        trivial = (trivial / norm2.clamp_min(1e-300).sqrt()[group]).unsqueeze(-1)  # (N, 1)
+
+        def project(v: Tensor) -> Tensor:
+            dots = torch.zeros(g, k, dtype=v.dtype, device=device).index_add_(0, group, trivial * v)
+            return _orthonormalise(v - trivial * dots[group], group, g)
+
+        def step(v: Tensor) -> Tensor:
+            return v + _adj_matvec(edge_index, v, w)
+
+        def embed(v: Tensor) -> Tensor:
+            return v
+
+    else:
+        mean_deg = torch.zeros(g, dtype=torch.float64, device=device).index_add_(0, group, deg)
+        mean_deg = mean_deg / sizes.clamp_min(1)
+        r_g = (
+            mean_deg.sqrt()
+            if r is None
+            else torch.as_tensor(r, dtype=torch.float64, device=device).expand(g)
+        )
+        r_n = r_g[group]
+        gersh = torch.full((g,), -math.inf, dtype=torch.float64, device=device).scatter_reduce(
+            0, group, r_n * r_n - 1.0 + (1.0 + r_n.abs()) * deg, reduce="amax"
+        )
+        # λ_max(H) per graph: Rayleigh quotient after a few power steps on H + γI (γ makes
+        # it positive definite: Gershgorin gives λ_min(H) ≥ −γ), capped by the bound.
+        gamma = gersh.clamp_min(0.0)[group].unsqueeze(-1)
+        v = (1.0 + deg).unsqueeze(-1)  # deterministic start, leaning to high degrees
+        for _ in range(_SHIFT_STEPS):
+            v = _orthonormalise(bethe_hessian_matvec(edge_index, v, r_n, deg) + gamma * v, group, g)
+        hv = bethe_hessian_matvec(edge_index, v, r_n, deg)
+        lam = torch.zeros(g, dtype=torch.float64, device=device).index_add_(
+            0, group, (v * hv)[:, 0]
+        )
+        shift = torch.minimum(lam, gersh).clamp_min(0.0)[group].unsqueeze(-1)
+
+        def project(v: Tensor) -> Tensor:
+            return _orthonormalise(v, group, g)
+
+        def step(v: Tensor) -> Tensor:
+            return shift * v - bethe_hessian_matvec(edge_index, v, r_n, deg)
+
+        def embed(v: Tensor) -> Tensor:
+            hv = bethe_hessian_matvec(edge_index, v, r_n, deg)
+            ritz = torch.zeros(g, k, k, dtype=v.dtype, device=device)
+            ritz.index_add_(0, group, v.unsqueeze(2) * hv.unsqueeze(1))
+            _, vecs = torch.linalg.eigh(0.5 * (ritz + ritz.transpose(1, 2)))  # ascending
+            rot = torch.bmm(v.unsqueeze(1), vecs[group]).squeeze(1)
+            return rot[:, 1:]
+
+    x = project(x)
+    yield embed(x)
+    for _ in range(n_iter):
+        x = project(step(x))
+        yield embed(x)
+
+
+def spectral_embedding(
+    edge_index: Tensor, num_nodes: int, num_classes: int = 2, **kwargs: Any
+) -> Tensor:
+    """The final (N, C − 1) embedding of :func:`power_iterations` (same arguments)."""
+    *_, last = power_iterations(edge_index, num_nodes, num_classes, **kwargs)
+    return last
+
+
+def kmeans(x: Tensor, num_clusters: int, batch: Tensor | None = None, n_iter: int = 30) -> Tensor:
+    """Per-graph k-means (Lloyd) of x (N, d), vectorised over graphs: labels (N,).
+
+    Seeding is deterministic farthest-point: the first centre is the point of largest norm,
+    each next one the point farthest from the centres chosen so far.
+    """
+    from torch_geometric.utils import to_dense_batch
+
+    group, g = _graph_index(batch, x.shape[0], x.device)
+    order = torch.argsort(group, stable=True)
+    dense, mask = to_dense_batch(x[order], group[order], batch_size=g)  # (G, M, d)
+    gi = torch.arange(g, device=x.device)
+    first = dense.norm(dim=-1).masked_fill(~mask, -1.0).argmax(-1)
+    centres = [dense[gi, first]]
+    mind = (dense - centres[0].unsqueeze(1)).pow(2).sum(-1)
+    for _ in range(1, num_clusters):
+        nxt = mind.masked_fill(~mask, -1.0).argmax(-1)
+        centres.append(dense[gi, nxt])
+        mind = torch.minimum(mind, (dense - centres[-1].unsqueeze(1)).pow(2).sum(-1))
+    cent = torch.stack(centres, 1)  # (G, K, d)
+    for _ in range(n_iter):
+        assign = torch.cdist(dense, cent).argmin(-1)  # (G, M)
+        onehot = torch.nn.functional.one_hot(assign, num_clusters).to(x.dtype) * mask.unsqueeze(-1)
+        cnt = onehot.sum(1)  # (G, K)
+        new = onehot.transpose(1, 2) @ dense / cnt.clamp_min(1).unsqueeze(-1)
+        cent = torch.where(cnt.unsqueeze(-1) > 0, new, cent)
+    assign = torch.cdist(dense, cent).argmin(-1)
+    out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
+    out[order] = assign[mask]
+    return out
+
+
+def predict(embedding: Tensor, num_classes: int, batch: Tensor | None = None) -> Tensor:
+    """Communities from an (N, C − 1) embedding: ``sign(x)`` (C = 2) or per-graph k-means."""
+    if embedding.shape[1] != num_classes - 1:
+        raise ValueError(f"embedding must be (N, {num_classes - 1}), got {tuple(embedding.shape)}")
+    if num_classes == 2:
+        return (embedding[:, 0] > 0).long()
+    return kmeans(embedding, num_classes, batch)
+
+
+@register_model(
+    "spectral_sbm",
+    data="sbm",
+    data_defaults={"n_train": 1, "n_val": 10, "n_test": 100, "batch_size": 10},
+    paper="Kothapalli, Tirer & Bruna, A Neural Collapse Perspective on Feature Evolution in "
+    "Graph Neural Networks (NeurIPS 2023): spectral baseline",
+)
+class SpectralSBM(ZooModule):
+    """Non-trained spectral baseline: projected power iteration (Bethe Hessian or Laplacian).
+
+    ``forward(x, edge_index, batch)`` returns the (N, C − 1) embedding after ``n_iter``
+    steps; the test step logs ``test/overlap`` and, every ``log_every`` steps (and at the
+    last), ``test/nc1/iter_{t:03d}`` (the per-graph mean NC1 of the embedding), plus
+    ``test/nc1_tilde`` and ``test/nc2`` at the last step. No trainable parameters: fitting
+    is a no-op (``configure_optimizers`` returns ``None``), the state dict is empty.
+
+    Args:
+        operator: ``"bethe_hessian"`` or ``"laplacian"``.
+        n_iter: power-iteration steps.
+        num_classes: C of the SBM (must match the data's ``n_classes``).
+        log_every: NC1 logging period in steps.
+        seed: seed of the random start vectors (every batch restarts from it).
+    """
+
+    monitor = "val/overlap"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        operator: Operator = "bethe_hessian",
+        n_iter: Annotated[int, Interval(ge=0)] = 64,
+        num_classes: Annotated[int, Interval(ge=2, le=8)] = 2,
+        log_every: Annotated[int, Interval(ge=1)] = 8,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+
+    def _iterates(
+        self, edge_index: Tensor, num_nodes: int, batch: Tensor | None
+    ) -> Iterator[Tensor]:
+        hp = self.hparams
+        gen = torch.Generator(device=edge_index.device).manual_seed(hp.seed)
+        return power_iterations(
+            edge_index, num_nodes, hp.num_classes, operator=hp.operator, n_iter=hp.n_iter,
+            batch=batch, generator=gen,
+        )  # fmt: skip
+
+    def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None) -> Tensor:
+        """Embedding (N, C − 1) of the graph(s); ``x`` (N, F) is ignored (only its N)."""
+        *_, last = self._iterates(edge_index, x.shape[0], batch)
+        return last
+
+    def _check_data(self, data: Any) -> None:
+        c = int(data.y.max()) + 1
+        if c > self.hparams.num_classes:
+            raise ValueError(f"data has {c} classes but num_classes={self.hparams.num_classes}")
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        """Nothing to learn: returns ``None`` (Lightning skips the optimisation step)."""
+        return None
+
+    def _evaluate(self, data: Any, stage: str) -> None:
+        self._check_data(data)
+        c, hp = self.hparams.num_classes, self.hparams
+        b = getattr(data, "batch", None)
+        g = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
+        last = None
+        for t, emb in enumerate(self._iterates(data.edge_index, data.num_nodes, b)):
+            last = emb
+            if stage == "test" and (t % hp.log_every == 0 or t == hp.n_iter):
+                nc = nc_from_statistics(*class_statistics(emb, data.y, c, b))
+                self.log(
+                    f"test/nc1/iter_{t:03d}", nc["nc1"].mean().float(), batch_size=g, sync_dist=True
+                )
+                if t == hp.n_iter:
+                    for key in ("nc1_tilde", "nc2"):
+                        self.log(
+                            f"test/{key}", nc[key].mean().float(), batch_size=g, sync_dist=True
+                        )
+        ov = overlap(predict(last, c, b), data.y, c, b).mean()
+        self.log(f"{stage}/overlap", ov, batch_size=g, sync_dist=True, prog_bar=True)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def configure_optimizers(self) -> None:
+        """No parameters, no optimiser."""
+        return None
