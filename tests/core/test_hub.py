@@ -20,7 +20,7 @@ from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import RepositoryNotFoundError
 
 import zoo
-from tests.helpers.fake_hub import FakeHub, git_blob_sha1, iter_routes
+from tests.helpers.fake_hub import FakeHub, iter_routes
 from zoo.core.checkpoint import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_checkpoint
 from zoo.core.hub import CHECKPOINT_FILES, download, push
 
@@ -182,6 +182,26 @@ def test_invalid_card_metadata_is_rejected_before_upload(
     assert sorted(hub.files("org/bad")) == [".gitattributes"]  # created, nothing committed
 
 
+def test_push_to_a_new_branch_leaves_main_alone(
+    hub: FakeHub, checkpoint: tuple[zoo.core.ZooModule, Path]
+) -> None:
+    model, directory = checkpoint
+    push(directory, "org/net")
+    main_sha = hub.repo("org/net")["branches"]["main"]
+    retrained = zoo.load(directory)
+    with torch.no_grad():
+        next(iter(retrained.parameters())).add_(1.0)
+    v2 = save_checkpoint(retrained, directory.parent / "v2", metrics={"test/loss": 0.125})
+    url = push(v2, "org/net", revision="v2", commit_message="retrained")
+    state = hub.repo("org/net")
+    assert state["branches"] == {"main": main_sha, "v2": url.rsplit("/", 1)[-1]}
+    assert state["commits"][state["branches"]["v2"]]["parent"] == main_sha
+    _same_state(model, zoo.load("hf-hub:org/net"))
+    _same_state(retrained, zoo.load("hf-hub:org/net@v2"))
+    assert zoo.load("hf-hub:org/net@v2").zoo_metrics == {"test/loss": 0.125}
+    assert "POST /api/{type}s/{repo}/branch/{branch}" in hub.routes
+
+
 def test_private_repo_needs_the_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checkpoint: tuple[zoo.core.ZooModule, Path]
 ) -> None:
@@ -219,9 +239,7 @@ def test_push_recipe_pushes_a_registered_name(
 
     files = hub.files("org/recipe")
     for name in (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME):
-        assert git_blob_sha1(files[name]) == git_blob_sha1(
-            (shipped / model.zoo_name / name).read_bytes()
-        )
+        assert files[name] == (shipped / model.zoo_name / name).read_bytes(), name
     assert hub.repo("org/recipe")["commits"][sha]["summary"] == "from the recipe"
     # The model card is on the Hub with its metadata, as the Hub API reports it.
     info = HfApi(endpoint=hub.url).model_info("org/recipe")

@@ -10,6 +10,7 @@ POST              ``/api/repos/create``                              ``create_re
 POST              ``/api/validate-yaml``                             ``create_commit`` (README)
 POST              ``/api/{type}s/{repo}/preupload/{rev}``            ``_fetch_upload_modes``
 POST              ``/api/{type}s/{repo}/commit/{rev}`` (NDJSON)      ``_send_commit``
+POST              ``/api/{type}s/{repo}/branch/{branch}``            ``create_branch``
 GET               ``/api/{type}s/{repo}[/revision/{rev}]``           ``repo_info``/``model_info``
 GET               ``/api/{type}s/{repo}/tree/{rev}[/{path}]``        ``list_repo_tree``
 HEAD, GET         ``/{repo}/resolve/{rev}/{path}``                   ``hf_hub_download``
@@ -69,6 +70,11 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
             "POST",
             "/api/{type}s/{repo}/commit/{rev}",
             rf"^/api/{_TYPES}/{_REPO}/commit/(?P<rev>[^/]+)$",
+        ),
+        (
+            "POST",
+            "/api/{type}s/{repo}/branch/{branch}",
+            rf"^/api/{_TYPES}/{_REPO}/branch/(?P<branch>[^/]+)$",
         ),
         (
             "GET",
@@ -429,6 +435,7 @@ class FakeHub:
                 "/api/validate-yaml": self._validate_yaml,
                 "/api/{type}s/{repo}/preupload/{rev}": self._preupload,
                 "/api/{type}s/{repo}/commit/{rev}": self._commit,
+                "/api/{type}s/{repo}/branch/{branch}": self._branch,
                 "/api/{type}s/{repo}/revision/{rev}": self._info,
                 "/api/{type}s/{repo}": self._info,
                 "/api/{type}s/{repo}/tree/{rev}": self._tree,
@@ -536,6 +543,16 @@ class FakeHub:
                 "commitUrl": f"{self.url}/{prefix}{repo}/commit/{sha}",
             }
         )
+
+    def _branch(self, kind: str, p: dict, q: dict, body: bytes, headers: Any) -> Any:
+        self._check_write(headers)
+        state = self._readable(kind, p["repo"], headers)
+        if p["branch"] in state["branches"]:
+            return self._json({"error": f"Reference already exists: {p['branch']}"}, 409)
+        start = (json.loads(body or b"{}") or {}).get("startingPoint") or "main"
+        state["branches"][p["branch"]] = self._store.resolve(state, start)
+        self._store.save(kind, p["repo"], state)
+        return self._json({})
 
     def _info(self, kind: str, p: dict, q: dict, body: bytes, headers: Any) -> Any:
         repo = p["repo"]

@@ -60,7 +60,7 @@ def push(
         private: create the repository private (ignored if it already exists).
         commit_message: defaults to ``"Upload zoo checkpoint <model name>"``.
         endpoint: Hub URL (default: ``$HF_ENDPOINT`` or huggingface.co).
-        revision: branch to commit to (default ``main``).
+        revision: branch to commit to (default ``main``; created from ``main`` if missing).
 
     Returns:
         The URL of the commit (``<endpoint>/<repo_id>/commit/<oid>``).
@@ -77,6 +77,8 @@ def push(
     name = config["model"]["name"]
     api = HfApi(endpoint=_endpoint(endpoint), token=token)
     repo_url = api.create_repo(repo_id, exist_ok=True, private=private)
+    if revision and revision != constants.DEFAULT_REVISION:
+        api.create_branch(repo_id, branch=revision, exist_ok=True)  # from main's head
     log.info("pushing %s to %s", directory, repo_url)
     info = api.create_commit(
         repo_id,
