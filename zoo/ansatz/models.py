@@ -354,7 +354,11 @@ class Slater(SetRegressor):
 
     - ``hermite`` (D = 1): φ^l_j(x) = Σ_{m<M} C^l_{jm} ψ_m(x), ψ_m the normalised Hermite
       functions (M = ``n_basis``); C^l_{jm} ~ N(0, 1/M) at initialisation.
-    - ``mlp``: φ^l_j(x) = MLP(x)_{lj} · exp(−a_{lj}|x|²), a = softplus(·) > 0 an envelope.
+    - ``mlp``: φ^l_j(x) = MLP(x)_{lj} · exp(−a_{lj}|x|²), a = softplus(·) > 0 an envelope
+      (``hidden`` ≥ N, else the N orbitals are combinations of fewer features and det ≡ 0).
+
+    Conditioning: for N ≳ 24 points the N×N orbital matrices are ill-conditioned enough that
+    float32 (and for crowded points float64) LU loses digits of log|det|; no overflow occurs.
 
     x: (B, N, D) → f: (B,); :meth:`signed_log` gives (sign, log|f|).
     """
@@ -379,6 +383,11 @@ class Slater(SetRegressor):
                 raise ValueError(f"n_basis={n_basis} < n_set={n_set}: the determinant is zero")
             self.coef = nn.Parameter(torch.randn(k, n, n_basis) / n_basis**0.5)
         else:
+            if hidden < n_set:
+                raise ValueError(
+                    f"mlp orbitals: hidden={hidden} < n_set={n_set} makes the N orbitals linear "
+                    "combinations of fewer features, so every determinant is 0"
+                )
             self.orbital_net = mlp([dim] + [hidden] * depth + [k * n], "tanh")
             self.envelope = nn.Parameter(torch.full((k, n), math.log(math.e**0.5 - 1)))
 
