@@ -278,6 +278,8 @@ class GHMDataModule(SyntheticDataModule):
         n_rules: RHM productions per symbol. concentration: Dirichlet ``α``.
         grammar_seed: seed of the grammar (independent of the sample ``seed``).
         task, sigma, sigma_dist, sigma_min, sigma_max: see above.
+        fresh_noise: redraw ``σ`` and ``g`` of the training split every epoch (the clean
+            training sequences stay fixed: ``n_train`` counts sequences); val/test are fixed.
     """
 
     def __init__(
@@ -295,6 +297,7 @@ class GHMDataModule(SyntheticDataModule):
         sigma_dist: Literal["fixed", "loguniform"] = "fixed",
         sigma_min: Annotated[float, Interval(gt=0)] = 0.05,
         sigma_max: Annotated[float, Interval(gt=0)] = 10.0,
+        fresh_noise: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -321,9 +324,46 @@ class GHMDataModule(SyntheticDataModule):
         if hp.task == "classification":
             return leaves, root
         sigma = draw_sigma(n, hp, generator, device)
-        y = torch.nn.functional.one_hot(leaves, hp.n_symbols).float()
-        y = y + sigma[:, None, None] * torch.randn(y.shape, generator=generator, device=device)
-        return y, leaves, sigma, root
+        return _noisy(leaves, sigma, hp.n_symbols, generator), leaves, sigma, root
+
+    def train_dataloader(self) -> Any:
+        loader = super().train_dataloader()
+        if self.hparams.task == "denoising" and self.hparams.fresh_noise:
+            return _FreshNoise(loader, self.hparams)
+        return loader
+
+
+def _noisy(leaves: Tensor, sigma: Tensor, n_symbols: int, generator: torch.Generator) -> Tensor:
+    """``y = E x + σ g``: leaves (B, N), sigma (B,) → (B, N, S)."""
+    y = torch.nn.functional.one_hot(leaves, n_symbols).float()
+    return y + sigma[:, None, None] * torch.randn(y.shape, generator=generator, device=y.device)
+
+
+class _FreshNoise:
+    """Wraps the training :class:`~zoo.core.TensorBatches`: fresh ``(σ, g)`` every epoch.
+
+    Epoch ``e`` draws from a generator seeded by ``(seed, e)``, so runs stay reproducible.
+    """
+
+    def __init__(self, loader: Any, hp: Any) -> None:
+        self.loader, self.hp = loader, hp
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Any:
+        import numpy as np
+
+        epoch = self.loader.epoch
+        state = np.random.SeedSequence([int(self.hp.seed), 1000, epoch]).generate_state(
+            1, np.uint64
+        )
+        gen: torch.Generator | None = None
+        for _, leaves, _, root in self.loader:
+            if gen is None:
+                gen = torch.Generator(device=leaves.device).manual_seed(int(state[0] >> 1))
+            sigma = draw_sigma(len(leaves), self.hp, gen, leaves.device)
+            yield _noisy(leaves, sigma, self.hp.n_symbols, gen), leaves, sigma, root
 
 
 def draw_sigma(

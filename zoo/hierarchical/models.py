@@ -1,0 +1,407 @@
+"""U-Net and ConvNet whose layers follow the belief-propagation schedule of a GHM tree.
+
+Features live on the tree: level ``ℓ`` is a (B, W, m^ℓ) tensor, position ``i`` = node ``i``.
+
+- Encoder level ``ℓ+1 → ℓ`` (upward message ``u_v = ψ (u_{c_1} ⊗ … ⊗ u_{c_m})``): a patch
+  convolution with kernel = stride = ``m`` (it sees exactly the ``m`` children of a node)
+  followed by a pointwise MLP, ``h_ℓ = φ(W₂ φ(Conv_m(h_{ℓ+1})))``.
+- Decoder level ``ℓ → ℓ+1`` (downward message ``o_c`` from ``o_v`` and the siblings' ``u``):
+  an upsampling ``ConvTranspose1d`` with kernel = stride = ``m``, joined by a long skip to the
+  encoder features of the same level (the upward messages), then a pointwise MLP:
+  ``g_{ℓ+1} = MLP([Up_m(g_ℓ); h_{ℓ+1}])``. The leaf posterior ``∝ o_i u_i`` is read out by a
+  pointwise head and a softmax over symbols (the Bayes denoiser ``E[E x | y]`` of the one-hot
+  embedding lies in the simplex).
+- Optional σ-conditioning: ``log σ`` is an input channel, and a FiLM
+  ``h ← h ⊙ (1 + γ_ℓ(e)) + β_ℓ(e)``, ``e = MLP(log σ)``, follows every level.
+
+``convnet_bp`` is the encoder alone with a linear head on the root features (Bayes classifier
+``argmax p(root | leaves)``). Validation and test compare with exact BP on the same batch.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+from zoo.core.config import Interval
+from zoo.core.module import ZooModule
+from zoo.core.registry import register_model
+from zoo.hierarchical import bp
+from zoo.hierarchical.data import Grammar, build_grammar
+
+__all__ = ["ConvNetBP", "UNetBP"]
+
+PAPER = (
+    "Mei, 'U-Nets as Belief Propagation: Efficient Classification, Denoising, and Diffusion "
+    "in Generative Hierarchical Models' (2024)"
+)
+_SIZE_KEYS = ("n_symbols", "branching", "depth")
+
+
+class _Film(nn.Module):
+    """``h ⊙ (1 + γ(e)) + β(e)``; h: (B, W, n), e: (B, E)."""
+
+    def __init__(self, emb: int, width: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(emb, 2 * width)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, h: Tensor, e: Tensor) -> Tensor:
+        gamma, beta = self.proj(e)[..., None].chunk(2, dim=1)
+        return h * (1 + gamma) + beta
+
+
+def _mlp(c_in: int, width: int, layers: int) -> nn.Sequential:
+    """Pointwise (kernel-1) MLP with ``layers`` GELU layers: (B, c_in, n) → (B, width, n)."""
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods += [nn.Conv1d(c_in if i == 0 else width, width, 1), nn.GELU()]
+    return nn.Sequential(*mods)
+
+
+class _Encoder(nn.Module):
+    """Leaves (B, C, m^L) → features of every level ``[h_0 (B, W, 1), …, h_L (B, W, m^L)]``."""
+
+    def __init__(self, c_in: int, width: int, branching: int, depth: int, mlp_layers: int) -> None:
+        super().__init__()
+        self.inp = _mlp(c_in, width, 1)
+        self.down = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(width, width, branching, stride=branching),
+                nn.GELU(),
+                _mlp(width, width, mlp_layers),
+            )
+            for _ in range(depth)
+        )
+
+    def forward(
+        self, x: Tensor, film: list[Any] | None = None, e: Tensor | None = None
+    ) -> list[Tensor]:
+        h = self.inp(x)
+        feats = [h]
+        for i, down in enumerate(self.down):
+            h = down(h)
+            if film is not None:
+                h = film[i](h, e)
+            feats.append(h)
+        return feats[::-1]
+
+
+class _BPModule(ZooModule):
+    """Shared plumbing: tree sizes, the BP reference grammar, size checks against the data."""
+
+    def __init__(
+        self,
+        *,
+        n_symbols: Annotated[int, Interval(ge=2)] = 8,
+        branching: Annotated[int, Interval(ge=2)] = 2,
+        depth: Annotated[int, Interval(ge=1)] = 3,
+        width: Annotated[int, Interval(ge=1)] = 64,
+        mlp_layers: Annotated[int, Interval(ge=0)] = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._ref: Grammar | None = None
+
+    def grammar(self) -> Grammar | None:
+        """The exact reference: the attached GHM datamodule's grammar, else the data config's."""
+        trainer = self._trainer
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        if dm is not None and hasattr(dm, "grammar"):
+            return dm.grammar
+        cfg = self.zoo_data_config or {}
+        if cfg.get("name") != "ghm":
+            return None
+        if self._ref is None or self._ref.device != self.device:
+            self._ref = build_grammar(cfg).to(self.device)
+        return self._ref
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        hp = getattr(dm, "hparams", None)
+        if hp is None or not all(k in hp for k in _SIZE_KEYS):
+            return
+        bad = {k: (self.hparams[k], hp[k]) for k in _SIZE_KEYS if self.hparams[k] != hp[k]}
+        if bad:
+            raise ValueError(
+                f"model and data disagree on the tree sizes (model, data): {bad}; set the "
+                f"model's {sorted(bad)} to the data's"
+            )
+
+    def _leaves_len(self) -> int:
+        return self.hparams.branching**self.hparams.depth
+
+
+@register_model(
+    "unet_bp_sigma",
+    data="ghm",
+    defaults={"sigma_cond": True},
+    data_defaults={"task": "denoising", "sigma_dist": "loguniform", "n_train": 2048},
+    description="σ-conditioned U-Net denoiser of GHM sequences, usable as a diffusion score model.",
+    paper=PAPER,
+)
+@register_model(
+    "unet_bp_noskip",
+    data="ghm",
+    defaults={"skips": False},
+    data_defaults={"task": "denoising", "n_train": 2048},
+    description="Baseline: the unet_bp encoder-decoder without long skips (plain conv autoencoder).",
+    paper=PAPER,
+)
+@register_model(
+    "unet_bp",
+    data="ghm",
+    data_defaults={"task": "denoising", "n_train": 2048},
+    paper=PAPER,
+)
+class UNetBP(_BPModule):
+    """U-Net denoiser of GHM leaves whose levels follow the BP message schedule.
+
+    Args:
+        n_symbols, branching, depth: ``S``, ``m``, ``L`` of the data (``N = m^L`` leaves).
+        width: channels ``W`` of every level. mlp_layers: pointwise layers per level.
+        skips: long skips joining encoder and decoder levels (``False``: a plain CNN).
+        sigma_cond: condition on ``log σ`` (input channel + FiLM at every level).
+        diffusion_samples: σ-conditioned models sample this many sequences at the end of
+            testing and log their grammatical fraction (see :mod:`zoo.hierarchical.diffusion`).
+        diffusion_steps: sampler steps for that evaluation.
+    """
+
+    def __init__(
+        self,
+        *,
+        skips: bool = True,
+        sigma_cond: bool = False,
+        diffusion_samples: Annotated[int, Interval(ge=0)] = 512,
+        diffusion_steps: Annotated[int, Interval(ge=1)] = 100,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        hp = self.hparams
+        S, W, m, L = hp.n_symbols, hp.width, hp.branching, hp.depth
+        self.encoder = _Encoder(S + int(sigma_cond), W, m, L, hp.mlp_layers)
+        self.mid = _mlp(W, W, max(1, hp.mlp_layers))
+        self.up = nn.ModuleList(nn.ConvTranspose1d(W, W, m, stride=m) for _ in range(L))
+        self.fuse = nn.ModuleList(
+            _mlp(W * (2 if skips else 1), W, 1 + hp.mlp_layers) for _ in range(L)
+        )
+        self.head = nn.Conv1d(W, S, 1)
+        if sigma_cond:
+            self.sigma_emb = nn.Sequential(nn.Linear(1, W), nn.GELU(), nn.Linear(W, W), nn.GELU())
+            self.film_enc = nn.ModuleList(_Film(W, W) for _ in range(L))
+            self.film_dec = nn.ModuleList(_Film(W, W) for _ in range(L + 1))
+        self.metrics = nn.ModuleDict(
+            {
+                f"{split}_{k}": MeanMetric()
+                for split in ("val", "test")
+                for k in ("mse", "bayes_mse", "leaf_acc", "bayes_leaf_acc")
+            }
+        )
+
+    def forward(self, y: Tensor, sigma: Tensor | None = None) -> Tensor:
+        """Denoise: y (B, N, S), sigma (B,) (needed iff ``sigma_cond``) → ``Ê[E x | y]`` (B, N, S)."""
+        hp = self.hparams
+        if y.dim() != 3 or y.shape[1:] != (self._leaves_len(), hp.n_symbols):
+            raise ValueError(
+                f"y must be (B, {self._leaves_len()}, {hp.n_symbols}), got {tuple(y.shape)}"
+            )
+        x = y.transpose(1, 2)  # (B, S, N)
+        e = None
+        if hp.sigma_cond:
+            if sigma is None:
+                raise ValueError("this U-Net is σ-conditioned: pass sigma (B,)")
+            log_s = torch.as_tensor(sigma, dtype=y.dtype, device=y.device).expand(y.shape[0]).log()
+            x = torch.cat([x, log_s[:, None, None].expand(-1, 1, x.shape[-1])], 1)
+            e = self.sigma_emb(log_s[:, None])
+        feats = self.encoder(x, list(self.film_enc) if hp.sigma_cond else None, e)
+        g = self.mid(feats[0])
+        if hp.sigma_cond:
+            g = self.film_dec[0](g, e)
+        for level in range(hp.depth):
+            g = self.up[level](g)
+            if hp.skips:
+                g = torch.cat([g, feats[level + 1]], 1)
+            g = self.fuse[level](g)
+            if hp.sigma_cond:
+                g = self.film_dec[level + 1](g, e)
+        return self.head(g).softmax(1).transpose(1, 2)
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        y, leaves, sigma = batch[:3]
+        loss = F.mse_loss(self(y, sigma), F.one_hot(leaves, self.hparams.n_symbols).to(y.dtype))
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
+        return loss
+
+    def _eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
+        y, leaves, sigma = batch[:3]
+        out = self(y, sigma)
+        clean = F.one_hot(leaves, self.hparams.n_symbols).to(y.dtype)
+        mse = ((out - clean) ** 2).mean((1, 2))
+        self.metrics[f"{split}_mse"].update(mse)
+        self.metrics[f"{split}_leaf_acc"].update((out.argmax(-1) == leaves).float().mean(-1))
+        grammar = self.grammar()
+        if grammar is not None:
+            bayes = bp.bayes_denoiser(grammar, y, sigma)
+            self.metrics[f"{split}_bayes_mse"].update(((bayes - clean) ** 2).mean((1, 2)))
+            self.metrics[f"{split}_bayes_leaf_acc"].update(
+                (bayes.argmax(-1) == leaves).float().mean(-1)
+            )
+        self.log(f"{split}/loss", mse.mean(), sync_dist=True, prog_bar=split == "val")
+
+    def _eval_epoch_end(self, split: str) -> None:
+        m = {
+            k: self.metrics[f"{split}_{k}"]
+            for k in ("mse", "bayes_mse", "leaf_acc", "bayes_leaf_acc")
+        }
+        if m["mse"].update_count == 0:
+            return
+        mse = m["mse"].compute()
+        self.log(f"{split}/mse", mse, sync_dist=False)
+        self.log(f"{split}/leaf_acc", m["leaf_acc"].compute(), sync_dist=False)
+        if m["bayes_mse"].update_count > 0:
+            bayes = m["bayes_mse"].compute()
+            self.log(f"{split}/bayes_mse", bayes, sync_dist=False)
+            self.log(f"{split}/mse_ratio", mse / bayes, sync_dist=False, prog_bar=split == "val")
+            self.log(f"{split}/bayes_leaf_acc", m["bayes_leaf_acc"].compute(), sync_dist=False)
+        for metric in m.values():
+            metric.reset()
+
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+        grammar = self.grammar()
+        if not (self.hparams.sigma_cond and self.hparams.diffusion_samples and grammar is not None):
+            return
+        from zoo.hierarchical.diffusion import sample, sample_quality
+
+        cfg = self.zoo_data_config or {}
+        dm = getattr(self.trainer, "datamodule", None)
+        hp = getattr(dm, "hparams", cfg)
+        gen = torch.Generator(device=self.device).manual_seed(int(hp.get("seed", 0)))
+        leaves = sample(
+            self,
+            n=self.hparams.diffusion_samples,
+            n_leaves=self._leaves_len(),
+            n_symbols=self.hparams.n_symbols,
+            sigma_max=float(hp.get("sigma_max", 10.0)),
+            sigma_min=float(hp.get("sigma_min", 0.05)),
+            steps=self.hparams.diffusion_steps,
+            generator=gen,
+        )
+        for k, v in sample_quality(grammar, leaves).items():
+            self.log(f"test/sample_{k}", v, sync_dist=False)
+
+    def model_card_extra(self, metrics: dict[str, Any]) -> str:
+        return _card_extra(self, metrics, "mse", "bayes_mse", "mse_ratio")
+
+
+@register_model(
+    "convnet_bp",
+    data="ghm",
+    data_defaults={"task": "classification", "n_train": 2048},
+    paper=PAPER,
+)
+class ConvNetBP(_BPModule):
+    """ConvNet root classifier of GHM sequences: the BP encoder plus a head at the root.
+
+    Args:
+        n_symbols, branching, depth: ``S``, ``m``, ``L`` of the data.
+        width: channels ``W`` of every level. mlp_layers: pointwise layers per level.
+    """
+
+    monitor = "val/acc"
+    monitor_mode = "max"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        hp = self.hparams
+        self.encoder = _Encoder(hp.n_symbols, hp.width, hp.branching, hp.depth, hp.mlp_layers)
+        self.head = nn.Linear(hp.width, hp.n_symbols)
+        self.metrics = nn.ModuleDict(
+            {f"{s}_{k}": MeanMetric() for s in ("val", "test") for k in ("acc", "bayes_acc")}
+        )
+
+    def forward(self, leaves: Tensor) -> Tensor:
+        """Root logits: leaves (B, N) long (or soft/one-hot (B, N, S)) → (B, S)."""
+        hp = self.hparams
+        x = F.one_hot(leaves, hp.n_symbols).float() if leaves.dim() == 2 else leaves
+        if x.shape[1:] != (self._leaves_len(), hp.n_symbols):
+            raise ValueError(
+                f"leaves must be (B, {self._leaves_len()}) or (B, {self._leaves_len()}, "
+                f"{hp.n_symbols}), got {tuple(leaves.shape)}"
+            )
+        return self.head(self.encoder(x.transpose(1, 2))[0][..., 0])
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        leaves, root = batch[:2]
+        loss = F.cross_entropy(self(leaves), root)
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
+        return loss
+
+    def _eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
+        leaves, root = batch[:2]
+        logits = self(leaves)
+        self.log(f"{split}/loss", F.cross_entropy(logits, root), sync_dist=True)
+        self.metrics[f"{split}_acc"].update((logits.argmax(-1) == root).float())
+        grammar = self.grammar()
+        if grammar is not None:
+            self.metrics[f"{split}_bayes_acc"].update(bp.bayes_accuracy(grammar, leaves, root))
+
+    def _eval_epoch_end(self, split: str) -> None:
+        acc, bayes = self.metrics[f"{split}_acc"], self.metrics[f"{split}_bayes_acc"]
+        if acc.update_count == 0:
+            return
+        a = acc.compute()
+        self.log(f"{split}/acc", a, prog_bar=split == "val")
+        if bayes.update_count > 0:
+            b = bayes.compute()
+            self.log(f"{split}/bayes_acc", b)
+            self.log(f"{split}/acc_ratio", a / b, prog_bar=split == "val")
+        acc.reset()
+        bayes.reset()
+
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def model_card_extra(self, metrics: dict[str, Any]) -> str:
+        return _card_extra(self, metrics, "acc", "bayes_acc", "acc_ratio")
+
+
+def _card_extra(
+    module: _BPModule, metrics: dict[str, Any], model_key: str, bayes_key: str, ratio_key: str
+) -> str:
+    """Model-card section: the grammar and the model-vs-BP comparison."""
+    lines = ["## Model vs exact belief propagation", ""]
+    grammar = module.grammar()
+    if grammar is not None:
+        lines += [f"Grammar: {grammar.describe()}.", ""]
+    vals = [metrics.get(f"test/{k}") for k in (model_key, bayes_key, ratio_key)]
+    if all(isinstance(v, float) for v in vals):
+        lines += [
+            f"Test `{model_key}` = {vals[0]:.4g} vs the exact BP (Bayes-optimal) `{bayes_key}` = "
+            f"{vals[1]:.4g} on the same examples: ratio {vals[2]:.4f}.",
+            "",
+        ]
+    return "\n".join(lines)
