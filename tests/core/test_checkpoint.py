@@ -26,12 +26,11 @@ def small_batch(model: zoo.core.ZooModule, seed: int = 0) -> Any:
     return next(iter(dm.test_dataloader()))
 
 
-def forward(model: torch.nn.Module, batch: Any) -> list[torch.Tensor]:
-    """Model outputs on a batch, flattened to a list of tensors."""
-    inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+def forward(model: zoo.core.ZooModule, batch: Any) -> list[torch.Tensor]:
+    """Model outputs on a batch (``predict_step``), flattened to a list of tensors."""
     model.eval()
     with torch.no_grad():
-        out = model(inputs)
+        out = model.predict_step(batch, 0)
     leaves = torch.utils._pytree.tree_leaves(out)
     return [t for t in leaves if isinstance(t, torch.Tensor)]
 

@@ -59,6 +59,13 @@ class ZooModule(pl.LightningModule):
             "data": dict(self.zoo_data_config or {}),
         }
 
+    def predict_step(self, batch: Any, batch_idx: int = 0) -> Any:
+        """Outputs on one datamodule batch: ``self(inputs)`` for ``(inputs, targets, ...)``
+        tuples, ``self(batch)`` for PyG batches; override when ``forward`` takes more.
+        """
+        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(inputs)
+
     def configure_optimizers(self) -> Any:
         """The optimiser named by the hyper-parameters, with an optional cosine schedule."""
         hp = self.hparams
