@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 
+from zoo.graphs.callbacks import CollapsePlotCallback, parse_nc_metrics
 from zoo.graphs.collapse import (
     CollapseMetric,
     LayerwiseCollapse,
@@ -217,3 +219,65 @@ def test_clear_errors() -> None:
         CollapseMetric(2, 3).update(h, y)
     with pytest.raises(ValueError, match="not supported"):
         best_permutation(y, y, 9)
+
+
+# -- plot callback ------------------------------------------------------------------------
+def test_parse_nc_metrics() -> None:
+    logged = {
+        "val/nc_h/layer_00/nc1": torch.tensor(5.0),
+        "val/nc_h/layer_01/nc1": 2.0,
+        "val/nc_h/layer_01/nc2": 9.0,
+        "train/nc_h/last/nc1": 3.0,
+        "test/nc/iter_016/nc1": 0.5,
+        "val/overlap": 0.9,
+    }
+    assert parse_nc_metrics(logged) == {
+        "val/nc_h": {0: 5.0, 1: 2.0},
+        "train/nc_h": {"last": 3.0},
+        "test/nc": {16: 0.5},
+    }
+    assert parse_nc_metrics(logged, "nc2") == {"val/nc_h": {1: 9.0}}
+
+
+class _FakeNC(pl.LightningModule):
+    """Logs NC1 like the graph models, shrinking with the epoch: 10^-(epoch + layer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch, batch_idx):
+        return (self.w - batch[0].mean()) ** 2
+
+    def validation_step(self, batch, batch_idx):
+        pass
+
+    def on_validation_epoch_end(self) -> None:
+        e = self.current_epoch
+        self.log_dict({f"val/nc_h/layer_{l:02d}/nc1": 10.0 ** -(e + l) for l in range(3)})
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/nc_h/last/nc1", 10.0**-self.current_epoch)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_plot_callback_collects_every_epoch_and_writes_pngs(tmp_path) -> None:
+    data = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.randn(4, 1)), batch_size=2
+    )
+    cb = CollapsePlotCallback(every_n_epochs=2)
+    trainer = pl.Trainer(
+        max_epochs=3, accelerator="cpu", logger=False, default_root_dir=tmp_path, callbacks=[cb],
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(_FakeNC(), train_dataloaders=data, val_dataloaders=data)
+    assert [e for e, _ in cb.history] == [0, 1, 2]
+    for epoch, parsed in cb.history:  # each epoch's own values, not the previous ones
+        assert parsed["train/nc_h"]["last"] == pytest.approx(10.0**-epoch)
+        assert parsed["val/nc_h"][2] == pytest.approx(10.0 ** -(epoch + 2))
+    assert (tmp_path / "figures" / "nc1_vs_layer.png").is_file()
+    assert (tmp_path / "figures" / "nc1_vs_epoch.png").is_file()
+    assert len(cb.paths) == 4  # drawn after epoch 1 (every 2) and at the end of training

@@ -33,6 +33,7 @@ import math
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
+import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
@@ -264,8 +265,9 @@ class SpectralSBM(ZooModule):
 
     ``forward(x, edge_index, batch)`` returns the (N, C − 1) embedding after ``n_iter``
     steps; the test step logs ``test/overlap`` and, every ``log_every`` steps (and at the
-    last), ``test/nc1/iter_{t:03d}`` (the per-graph mean NC1 of the embedding), plus
-    ``test/nc1_tilde`` and ``test/nc2`` at the last step. No trainable parameters: fitting
+    last), ``test/nc/iter_{t:03d}/nc1`` (the per-graph mean NC1 of the embedding), plus
+    ``nc1_tilde`` and ``nc2`` at the last step; :class:`CollapsePlotCallback` draws NC1 vs
+    iteration after testing. No trainable parameters: fitting
     is a no-op (``configure_optimizers`` returns ``None``), the state dict is empty.
 
     Args:
@@ -324,14 +326,14 @@ class SpectralSBM(ZooModule):
             last = emb
             if stage == "test" and (t % hp.log_every == 0 or t == hp.n_iter):
                 nc = nc_from_statistics(*class_statistics(emb, data.y, c, b))
-                self.log(
-                    f"test/nc1/iter_{t:03d}", nc["nc1"].mean().float(), batch_size=g, sync_dist=True
-                )
-                if t == hp.n_iter:
-                    for key in ("nc1_tilde", "nc2"):
-                        self.log(
-                            f"test/{key}", nc[key].mean().float(), batch_size=g, sync_dist=True
-                        )
+                keys = ("nc1", "nc1_tilde", "nc2") if t == hp.n_iter else ("nc1",)
+                for key in keys:
+                    self.log(
+                        f"test/nc/iter_{t:03d}/{key}",
+                        nc[key].mean().float(),
+                        batch_size=g,
+                        sync_dist=True,
+                    )
         ov = overlap(predict(last, c, b), data.y, c, b).mean()
         self.log(f"{stage}/overlap", ov, batch_size=g, sync_dist=True, prog_bar=True)
 
@@ -344,3 +346,9 @@ class SpectralSBM(ZooModule):
     def configure_optimizers(self) -> None:
         """No parameters, no optimiser."""
         return None
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """The NC plot callback (NC1 vs power iteration on the test graphs)."""
+        from zoo.graphs.callbacks import CollapsePlotCallback
+
+        return [CollapsePlotCallback()]
