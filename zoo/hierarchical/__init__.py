@@ -5,4 +5,5 @@ Registers the ``ghm`` datamodule and the models ``unet_bp``, ``unet_bp_sigma``,
 """
 
 from zoo.hierarchical import data, models  # noqa: F401  (registration side effects)
+
 from zoo.hierarchical import figures  # noqa: F401  isort: skip

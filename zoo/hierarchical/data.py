@@ -312,7 +312,7 @@ class GHMDataModule(SyntheticDataModule):
 
     @property
     def grammar(self) -> Grammar:
-        """The grammar of this config (built on the CPU from ``grammar_seed``, then on :attr:`device`)."""
+        """The grammar of this config (drawn on the CPU from ``grammar_seed``) on :attr:`device`."""
         if self._grammar is None or self._grammar.device != self.device:
             self._grammar = build_grammar(self.hparams).to(self.device)
         return self._grammar

@@ -150,7 +150,7 @@ class _BPModule(ZooModule):
     data="ghm",
     defaults={"skips": False},
     data_defaults={"task": "denoising", "n_train": 2048},
-    description="Baseline: the unet_bp encoder-decoder without long skips (plain conv autoencoder).",
+    description="Baseline: unet_bp without its long skips (a plain conv encoder-decoder).",
     paper=PAPER,
 )
 @register_model(
@@ -204,7 +204,7 @@ class UNetBP(_BPModule):
         )
 
     def forward(self, y: Tensor, sigma: Tensor | None = None) -> Tensor:
-        """Denoise: y (B, N, S), sigma (B,) (needed iff ``sigma_cond``) → ``Ê[E x | y]`` (B, N, S)."""
+        """Denoise: y (B, N, S), sigma (B,) (iff ``sigma_cond``) → ``Ê[E x | y]`` (B, N, S)."""
         hp = self.hparams
         if y.dim() != 3 or y.shape[1:] != (self._leaves_len(), hp.n_symbols):
             raise ValueError(
