@@ -194,9 +194,8 @@ class GNNCollapse(ZooModule):
     ) -> None:
         super().__init__(**kwargs)
         self.proj = nn.Linear(feature_dim, width, bias=False)
-        self.convs = nn.ModuleList(
-            [self.make_conv(width, width) for _ in range(depth)] + [self.make_conv(width, n_classes)]
-        )
+        convs = [self.make_conv(width, width) for _ in range(depth)]
+        self.convs = nn.ModuleList([*convs, self.make_conv(width, n_classes)])
         self.norms = nn.ModuleList(self._make_norm(norm, width) for _ in range(depth))
         self._train_acc = torch.zeros(2)  # (Σ_g acc_g, #graphs) of the current epoch
         if track_collapse:
