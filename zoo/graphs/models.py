@@ -39,6 +39,7 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Any, Literal
 
+import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
@@ -359,6 +360,14 @@ class GNNCollapse(ZooModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_nc("test")
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """NC1 vs layer and vs epoch plots (PNG in the run dir, W&B image when logged)."""
+        if not self.hparams.track_collapse:
+            return []
+        from zoo.graphs.callbacks import CollapsePlotCallback
+
+        return [CollapsePlotCallback("nc1")]
 
     def model_card_extra(self, metrics: dict[str, Any]) -> str:
         """Markdown tables of the test NC metrics per layer (from ``metrics``)."""
