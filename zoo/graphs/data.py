@@ -45,12 +45,21 @@ def bernoulli_indices(
     *,
     generator: torch.Generator | None = None,
     device: torch.device | None = None,
+    chunk: int | None = None,
 ) -> Tensor:
     """Sorted indices ``k ∈ [0, m)`` of the successes of ``m`` i.i.d. Bernoulli(p) trials.
 
     Geometric skipping: consecutive success gaps are ``Geometric(p)`` on ``{1, 2, ...}``,
     drawn by inversion ``gap = ⌊log1p(−U) / log1p(−p)⌋ + 1``. Cost O(m·p) (one uniform per
     success plus a 6σ slack; a rare second round tops up if the first falls short).
+
+    Args:
+        m: number of trials.
+        p: success probability.
+        generator: the only source of randomness (on ``device``).
+        device: where to sample.
+        chunk: gaps drawn per round (default: mean + 6σ + 16 of the remaining count; a
+            small value exercises the top-up rounds).
 
     Returns:
         ``(K,)`` int64, strictly increasing, ``K ~ Binomial(m, p)``.
@@ -67,7 +76,7 @@ def bernoulli_indices(
     remaining = m
     while True:
         mean = remaining * p
-        k = int(mean + 6.0 * math.sqrt(mean * (1.0 - p)) + 16)
+        k = chunk or int(mean + 6.0 * math.sqrt(mean * (1.0 - p)) + 16)
         u = torch.rand(k, generator=generator, device=device, dtype=torch.float64)
         gaps = torch.floor(torch.log1p(-u) / log_q).clamp_(max=float(m)).long() + 1
         idx = torch.cumsum(gaps, 0).add_(last)
