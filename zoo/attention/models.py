@@ -391,8 +391,10 @@ class LowRankAttention(_Evaluated):
         self.rank = r
         self._setup_metrics(dim)
         shape = (layers, heads, dim, r)
-        self.q = nn.Parameter(torch.randn(shape) / math.sqrt(dim))
-        self.k = nn.Parameter(torch.randn(shape) / math.sqrt(dim))
+        # logits τ⟨Q_hᵀx₀, K_hᵀx_i⟩ have std ≈ τ√r·s² at init: s = (τ√r)^{-1/2} makes it 1
+        s = (temperature * math.sqrt(r)) ** -0.5
+        self.q = nn.Parameter(torch.randn(shape) * s)
+        self.k = nn.Parameter(torch.randn(shape) * s)
         self.v = nn.Parameter(torch.randn(shape) / math.sqrt(dim))
         self.o = nn.Parameter(torch.randn(layers, heads, r, dim) / math.sqrt(r * heads))
 
