@@ -288,7 +288,7 @@ class GHMDataModule(SyntheticDataModule):
         grammar: Literal["rhm", "dirichlet"] = "rhm",
         n_symbols: Annotated[int, Interval(ge=2)] = 8,
         branching: Annotated[int, Interval(ge=2)] = 2,
-        depth: Annotated[int, Interval(ge=1)] = 3,
+        depth: Annotated[int, Interval(ge=1)] = 4,
         n_rules: Annotated[int, Interval(ge=1)] = 2,
         concentration: Annotated[float, Interval(gt=0)] = 1.0,
         grammar_seed: int = 0,

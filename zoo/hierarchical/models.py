@@ -100,7 +100,7 @@ class _BPModule(ZooModule):
         *,
         n_symbols: Annotated[int, Interval(ge=2)] = 8,
         branching: Annotated[int, Interval(ge=2)] = 2,
-        depth: Annotated[int, Interval(ge=1)] = 3,
+        depth: Annotated[int, Interval(ge=1)] = 4,
         width: Annotated[int, Interval(ge=1)] = 64,
         mlp_layers: Annotated[int, Interval(ge=0)] = 1,
         **kwargs: Any,
@@ -141,7 +141,7 @@ class _BPModule(ZooModule):
     "unet_bp_sigma",
     data="ghm",
     defaults={"sigma_cond": True},
-    data_defaults={"task": "denoising", "sigma_dist": "loguniform", "n_train": 2048},
+    data_defaults={"task": "denoising", "sigma_dist": "loguniform"},
     description="σ-conditioned U-Net denoiser of GHM sequences, usable as a diffusion score model.",
     paper=PAPER,
 )
@@ -149,14 +149,14 @@ class _BPModule(ZooModule):
     "unet_bp_noskip",
     data="ghm",
     defaults={"skips": False},
-    data_defaults={"task": "denoising", "n_train": 2048},
+    data_defaults={"task": "denoising"},
     description="Baseline: unet_bp without its long skips (a plain conv encoder-decoder).",
     paper=PAPER,
 )
 @register_model(
     "unet_bp",
     data="ghm",
-    data_defaults={"task": "denoising", "n_train": 2048},
+    data_defaults={"task": "denoising"},
     paper=PAPER,
 )
 class UNetBP(_BPModule):
@@ -311,7 +311,7 @@ class UNetBP(_BPModule):
 @register_model(
     "convnet_bp",
     data="ghm",
-    data_defaults={"task": "classification", "n_train": 2048},
+    data_defaults={"task": "classification"},
     paper=PAPER,
 )
 class ConvNetBP(_BPModule):
