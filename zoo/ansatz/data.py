@@ -273,13 +273,14 @@ def calogero(x: Tensor, lam: float = 1.0) -> Tensor:
     return sign * torch.exp(logabs)
 
 
-def hermite_functions(x: Tensor, m: int) -> Tensor:
+def hermite_functions(x: Tensor, m: int, envelope: bool = True) -> Tensor:
     """The first ``m`` normalised Hermite functions ψ_k(x) = (2^k k! √π)^{−1/2} H_k(x) e^{−x²/2}.
 
     Stable three-term recurrence ψ_{k+1} = √(2/(k+1)) x ψ_k − √(k/(k+1)) ψ_{k−1},
-    ψ_0 = π^{−1/4} e^{−x²/2}. x: (...) → (..., m).
+    ψ_0 = π^{−1/4} e^{−x²/2}. ``envelope=False`` drops the factor e^{−x²/2} (the polynomial
+    parts, for log-domain use). x: (...) → (..., m).
     """
-    out = [math.pi**-0.25 * torch.exp(-0.5 * x**2)]
+    out = [math.pi**-0.25 * (torch.exp(-0.5 * x**2) if envelope else torch.ones_like(x))]
     if m > 1:
         out.append(math.sqrt(2.0) * x * out[0])
     for k in range(1, m - 1):

@@ -391,22 +391,40 @@ class Slater(SetRegressor):
             self.orbital_net = mlp([dim] + [hidden] * depth + [k * n], "tanh")
             self.envelope = nn.Parameter(torch.full((k, n), math.log(math.e**0.5 - 1)))
 
-    def orbital_matrix(self, x: Tensor) -> Tensor:
-        """Φ[b, l, i, j] = φ^l_j(x_i): x: (B, N, D) → (B, K, N, N)."""
+    def scaled_orbitals(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(Φ̃, ℓ) with Φ[b, l, i, j] = φ^l_j(x_i) = Φ̃[b, l, i, j] · exp(ℓ[b, i]).
+
+        Hermite orbitals: ψ_m(x) = P_m(x) e^{−x²/2}; the polynomial parts P_m(x_i) are
+        evaluated in float64 and each row (particle) i is divided by r_i = max_m |P_m(x_i)|,
+        so ℓ_i = log r_i − x_i²/2 and Φ̃ = O(1): no underflow of e^{−x²/2} or overflow of
+        P_m for far-out particles, and row-equilibrated matrices for LU. MLP orbitals: ℓ = 0.
+        x: (B, N, D) → Φ̃: (B, K, N, N), ℓ: (B, N).
+        """
         hp = self.hparams
         self._check(x, hp.n_set, hp.dim)
         b, n = x.shape[:2]
         if hp.orbitals == "hermite":
-            basis = hermite_functions(x[..., 0], hp.n_basis)  # (B, N, M)
-            return torch.einsum("bim,ljm->blij", basis, self.coef)
+            x64 = x[..., 0].double()
+            poly = hermite_functions(x64, hp.n_basis, envelope=False)  # (B, N, M)
+            r = poly.abs().amax(-1).clamp_min(1e-300)  # (B, N)
+            basis = (poly / r.unsqueeze(-1)).to(self.coef.dtype)
+            log_row = (torch.log(r) - 0.5 * x64**2).to(self.coef.dtype)
+            return torch.einsum("bim,ljm->blij", basis, self.coef), log_row
         phi = self.orbital_net(x).reshape(b, n, hp.n_dets, n).permute(0, 2, 1, 3)
         a = nn.functional.softplus(self.envelope)[None, :, None, :]  # (1, K, 1, N)
-        return phi * torch.exp(-a * (x**2).sum(-1)[:, None, :, None])
+        return phi * torch.exp(-a * (x**2).sum(-1)[:, None, :, None]), x.new_zeros(b, n)
+
+    def orbital_matrix(self, x: Tensor) -> Tensor:
+        """Φ[b, l, i, j] = φ^l_j(x_i) (may under/overflow for large N): x → (B, K, N, N)."""
+        phi, log_row = self.scaled_orbitals(x)
+        return phi * torch.exp(log_row)[:, None, :, None]
 
     def slater_log(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(sign, log|Σ_l det Φ^l|): x: (B, N, D) → 2×(B,)."""
-        sign, logabs = torch.linalg.slogdet(self.orbital_matrix(x))  # (B, K) each
-        return signed_logsumexp(sign, logabs, dim=-1)
+        """(sign, log|Σ_l det Φ^l|) = signed-LSE_l slogdet(Φ̃^l) + Σ_i ℓ_i: x → 2×(B,)."""
+        phi, log_row = self.scaled_orbitals(x)
+        sign, logabs = torch.linalg.slogdet(phi)  # (B, K) each
+        sign, logabs = signed_logsumexp(sign, logabs, dim=-1)
+        return sign, logabs + log_row.sum(-1)
 
     def signed_log(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(sign f, log|f|): x: (B, N, D) → 2×(B,)."""

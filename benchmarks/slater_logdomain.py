@@ -1,0 +1,105 @@
+"""Log-domain multi-determinant evaluation: 4096 sets, N = 32 particles, K = 16 determinants.
+
+    OMP_NUM_THREADS=1 python benchmarks/slater_logdomain.py [--device cpu|cuda] [--repeats 3]
+
+Compares, in one process on the same inputs and orbital matrices:
+- ``logdomain``/``logdomain64``: ``zoo.create("slater")`` (slogdet + max-shifted signed
+  log-sum-exp) in float32 / float64;
+- ``naive32``/``naive64``: det then sum of the same model's orbital matrices, float32 / float64.
+It prints sets/s of each, the throughput ratio, and how many outputs are non-finite or
+flushed to zero — the log-domain path must have none. Also a Jastrow ``jastrow`` timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+
+import zoo
+from zoo.ansatz.data import sample_sets
+
+
+def _time(fn, repeats: int, sync) -> float:
+    fn()  # warm-up
+    sync()
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=4096)
+    p.add_argument("--n", type=int, default=32)
+    p.add_argument("--k", type=int, default=16)
+    p.add_argument("--orbitals", choices=["hermite", "mlp"], default="hermite")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    torch.manual_seed(0)
+    kw = dict(n_set=args.n, n_dets=args.k, orbitals=args.orbitals, n_basis=args.n + 8)
+    model = zoo.create("slater", hidden=2 * args.n, **kw).to(dev).eval()
+    jas = zoo.create("jastrow", hidden=2 * args.n, **kw).to(dev).eval()
+    with torch.no_grad():
+        jas.cusp.fill_(1.5)
+    g = torch.Generator(device=dev).manual_seed(0)
+    x = sample_sets("line", args.batch, args.n, 1, g, dev, std=math.sqrt(args.n / 2))
+
+    with torch.no_grad():
+        sign, logabs = model.signed_log(x)
+        phi = model.orbital_matrix(x)
+        naive32 = torch.linalg.det(phi).sum(-1)
+        jl = jas.signed_log(x)[1]
+        s64, l64 = model.double().signed_log(x.double())
+        naive64 = torch.linalg.det(model.orbital_matrix(x.double())).sum(-1)
+        model.float()
+
+        t_log = _time(lambda: model.signed_log(x), args.repeats, sync)
+        t_n32 = _time(lambda: torch.linalg.det(model.orbital_matrix(x)).sum(-1), args.repeats, sync)
+        t_jas = _time(lambda: jas.signed_log(x), args.repeats, sync)
+        m64, x64 = model.double(), x.double()
+        t_log64 = _time(lambda: m64.signed_log(x64), args.repeats, sync)
+        t_n64 = _time(lambda: torch.linalg.det(m64.orbital_matrix(x64)).sum(-1), args.repeats, sync)
+        model.float()
+
+    b = args.batch
+    bad = lambda v: int((~torch.isfinite(v)).sum() + (v == 0).sum())  # noqa: E731
+    print(f"device: {dev} threads: {torch.get_num_threads()} batch={b} N={args.n} K={args.k}")
+    print(f"logdomain_nonfinite: {int((~torch.isfinite(logabs)).sum())}")
+    print(f"jastrow_nonfinite: {int((~torch.isfinite(jl)).sum())}")
+    print(f"naive32_nonfinite_or_zero: {bad(naive32)}")
+    print(f"naive64_nonfinite_or_zero: {bad(naive64)}")
+    print(f"logdomain64_nonfinite: {int((~torch.isfinite(l64)).sum())}")
+    err32 = (logabs.double() - l64).abs().median().item()
+    agree32 = (sign.double() == s64).double().mean().item()
+    print(f"logdomain32_vs_64_median_abs_log_err: {err32:.2e}  sign_agreement: {agree32:.4f}")
+    print(f"log|f| range: [{logabs.min().item():.1f}, {logabs.max().item():.1f}]")
+    ok64 = torch.isfinite(naive64) & (naive64 != 0)
+    rel = (torch.log(naive64[ok64].abs()) - l64[ok64]).abs()
+    q = torch.quantile(rel, torch.tensor([0.5, 0.99], dtype=rel.dtype)).tolist()
+    print(f"logdomain64_vs_naive64_abs_log_err median/p99: {q[0]:.1e} / {q[1]:.1e}")
+    c = torch.linalg.cond(model.double().scaled_orbitals(x[:256].double())[0]).log10()
+    model.float()
+    cq = torch.quantile(c.flatten(), torch.tensor([0.5, 0.9], dtype=c.dtype)).tolist()
+    print(f"log10 cond(orbital matrix) median/p90: {cq[0]:.1f} / {cq[1]:.1f}")
+    print(f"logdomain_sets_per_s: {b / t_log:.0f}")
+    print(f"logdomain64_sets_per_s: {b / t_log64:.0f}")
+    print(f"jastrow_sets_per_s: {b / t_jas:.0f}")
+    print(f"naive32_sets_per_s: {b / t_n32:.0f}")
+    print(f"naive64_sets_per_s: {b / t_n64:.0f}")
+    print(f"logdomain_vs_naive32: {t_n32 / t_log:.2f}")
+    print(f"logdomain_vs_naive64: {t_n64 / t_log:.2f}")
+
+
+if __name__ == "__main__":
+    main()
