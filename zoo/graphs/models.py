@@ -37,6 +37,7 @@ the final conv that reads those features: ``W₁`` for ``Hᴸ`` (only with the s
 from __future__ import annotations
 
 import itertools
+import warnings
 from typing import Annotated, Any, Literal
 
 import pytorch_lightning as pl
@@ -150,9 +151,11 @@ def propagation_matrix(
         order = torch.argsort(rows * num_nodes + cols)
         crow = torch.zeros(num_nodes + 1, dtype=torch.long, device=rows.device)
         crow[1:] = torch.cumsum(torch.bincount(rows, minlength=num_nodes), 0)
-        return torch.sparse_csr_tensor(
-            crow, cols[order], w[order], (num_nodes, num_nodes), check_invariants=False
-        )
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(
+                crow, cols[order], w[order], (num_nodes, num_nodes), check_invariants=False
+            )
 
     return csr(dst, src), csr(src, dst)
 
