@@ -142,17 +142,15 @@ def leaf_posterior(grammar: Grammar, log_evidence: Tensor) -> Tensor:
         kids = msgs[level + 1].reshape(B, -1, m, S)  # (B, n, m, S)
         n = kids.shape[1]
         a = (o @ psi).reshape(B, n, *([S] * m))  # Σ_s o(s) ψ(t | s): (B, n, S, …, S)
+        # o_{c_j} = einsum over every child axis but j of a · Π_{k≠j} u_{c_k}
+        axes = list(range(2, m + 2))
         outs = []
         for j in range(m):
-            t = a
-            # contract every child axis but j with its inside message (last axis first)
-            for k in reversed(range(m)):
-                if k == j:
-                    continue
-                shape = [B, n] + [1] * m
-                shape[2 + k] = S
-                t = (t * kids[:, :, k].reshape(shape)).sum(2 + k, keepdim=True)
-            outs.append(t.reshape(B, n, S))
+            ops: list = [a, [0, 1, *axes]]
+            for k in range(m):
+                if k != j:
+                    ops += [kids[:, :, k], [0, 1, 2 + k]]
+            outs.append(torch.einsum(*ops, [0, 1, 2 + j]))
         o = _normalise(torch.stack(outs, 2).reshape(B, n * m, S))[0]
     return _normalise(o * msgs[-1])[0]
 
