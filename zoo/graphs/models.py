@@ -411,7 +411,7 @@ class GNNCollapse(ZooModule):
     "gnn_nc",
     data="sbm",
     defaults={"optimizer": "sgd", "lr": 4e-3, "momentum": 0.9, "weight_decay": 5e-4},
-    data_defaults={"n_train": 64, "n_val": 8, "n_test": 16, "batch_size": 1},
+    data_defaults={"n_train": 32, "n_val": 4, "n_test": 8, "batch_size": 1},
     paper=PAPER,
 )
 class MeanGNN(GNNCollapse):
@@ -450,7 +450,7 @@ class MeanGNN(GNNCollapse):
     "gcn_nc",
     data="sbm",
     defaults={"optimizer": "sgd", "lr": 4e-3, "momentum": 0.9, "weight_decay": 5e-4},
-    data_defaults={"n_train": 64, "n_val": 8, "n_test": 16, "batch_size": 1},
+    data_defaults={"n_train": 32, "n_val": 4, "n_test": 8, "batch_size": 1},
     paper=PAPER,
 )
 class GCNCollapse(GNNCollapse):
