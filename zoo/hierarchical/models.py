@@ -291,14 +291,17 @@ class UNetBP(_BPModule):
         dm = getattr(self.trainer, "datamodule", None)
         hp = getattr(dm, "hparams", cfg)
         gen = torch.Generator(device=self.device).manual_seed(int(hp.get("seed", 0)))
+        n, steps = self.hparams.diffusion_samples, self.hparams.diffusion_steps
+        if self.trainer.fast_dev_run:  # a smoke test: exercise the sampler, cheaply
+            n, steps = min(n, 16), min(steps, 4)
         leaves = sample(
             self,
-            n=self.hparams.diffusion_samples,
+            n=n,
             n_leaves=self._leaves_len(),
             n_symbols=self.hparams.n_symbols,
             sigma_max=float(hp.get("sigma_max", 10.0)),
             sigma_min=float(hp.get("sigma_min", 0.05)),
-            steps=self.hparams.diffusion_steps,
+            steps=steps,
             generator=gen,
         )
         for k, v in sample_quality(grammar, leaves).items():
