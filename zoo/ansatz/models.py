@@ -37,6 +37,7 @@ __all__ = [
     "SymSingleIndex",
     "mlp",
     "signed_logsumexp",
+    "zero_nonfinite_grads",
 ]
 
 Activation = Literal["relu", "gelu", "silu", "tanh"]
@@ -68,6 +69,20 @@ def signed_logsumexp(sign: Tensor, logabs: Tensor, dim: int = -1) -> tuple[Tenso
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m)).detach()
     s = (sign * torch.exp(logabs - m)).sum(dim=dim)
     return torch.sign(s), m.squeeze(dim) + torch.log(s.abs())
+
+
+def zero_nonfinite_grads(module: nn.Module) -> bool:
+    """Zero all gradients of ``module`` if any is NaN/inf; return True if they were finite.
+
+    A determinant that becomes exactly singular in floating point makes the slogdet backward
+    evaluate 0 · ∞ (its true gradient, the adjugate, is finite); such a step is skipped.
+    """
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if all(torch.isfinite(g).all() for g in grads):
+        return True
+    for g in grads:
+        g.zero_()
+    return False
 
 
 class SetRegressor(ZooModule):
@@ -102,6 +117,10 @@ class SetRegressor(ZooModule):
         loss = self.loss(batch)
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Skip (zero) a step whose gradients are not finite; logs ``train/skipped``."""
+        self.log("train/skipped", float(not zero_nonfinite_grads(self)), reduce_fx="sum")
 
     def _eval_step(self, stage: str, batch: tuple[Tensor, ...]) -> None:
         x, y = batch[0], batch[1]
@@ -165,14 +184,18 @@ class _Standardized(SetRegressor):
         self.register_buffer("out_scale", torch.ones(()))
         self.register_buffer("out_fitted", torch.zeros((), dtype=torch.bool))
 
-    def on_fit_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if not self.hparams.standardize or bool(self.out_fitted) or not hasattr(dm, "split"):
+    def fit_standardization(self, y: Tensor) -> None:
+        """Set (μ, σ) from training labels y: (n,) or (n, k), once (no-op when fitted)."""
+        if not self.hparams.standardize or bool(self.out_fitted):
             return
-        y = dm.split("train")[1].to(self.out_shift.device)
         self.out_shift.fill_(y.mean().item())
         self.out_scale.fill_(max(y.std().item(), 1e-12) if y.numel() > 1 else 1.0)
         self.out_fitted.fill_(True)
+
+    def on_fit_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if hasattr(dm, "split"):
+            self.fit_standardization(dm.split("train")[1])
 
     def _out(self, h: Tensor) -> Tensor:
         out = self.out_shift + self.out_scale * h
