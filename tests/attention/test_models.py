@@ -1,4 +1,4 @@
-"""Attention models: symmetries, the ridge closed form vs SGD, the exact nearest-key construction."""
+"""Attention models: symmetries, ridge closed form vs SGD, the exact nearest-key construction."""
 
 from __future__ import annotations
 
@@ -102,11 +102,16 @@ def test_ridge_solve_is_the_exact_minimiser(n: int, p: int) -> None:
     phi = torch.randn(n, p, generator=g, dtype=torch.float64)
     y = torch.randn(n, 2, generator=g, dtype=torch.float64)
     v = ridge_solve(phi, y, 0.1)
-    ref = torch.linalg.solve(phi.T @ phi / n + 0.1 * torch.eye(p, dtype=torch.float64), phi.T @ y / n)
+    ref = torch.linalg.solve(
+        phi.T @ phi / n + 0.1 * torch.eye(p, dtype=torch.float64), phi.T @ y / n
+    )
     torch.testing.assert_close(v, ref)
     obj = ridge_objective(phi, y, v, 0.1)
     for _ in range(3):  # any perturbation increases the strictly convex objective
-        assert ridge_objective(phi, y, v + 1e-3 * torch.randn(v.shape, generator=g).double(), 0.1) > obj
+        assert (
+            ridge_objective(phi, y, v + 1e-3 * torch.randn(v.shape, generator=g).double(), 0.1)
+            > obj
+        )
 
 
 def test_ridge_rejects_bad_input() -> None:

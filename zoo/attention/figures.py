@@ -114,7 +114,16 @@ def rf_attention_risk(
             model = create(name, dim=dim, feature_seed=seed, **kw)
             risks = ridge_risk_curve(model, data, sample_sizes, lambdas)
             log.info("%s %s: %s", tname, label, risks)
-            ax.plot(sample_sizes, risks, "o-", label=label)
+            (line,) = ax.plot(sample_sizes, risks, "o-", label=label)
+            ax.annotate(
+                f"{risks[-1]:.3g}",
+                (sample_sizes[-1], risks[-1]),
+                color=line.get_color(),
+                textcoords="offset points",
+                xytext=(4, 0),
+                va="center",
+                fontsize=7,
+            )
         params = ", ".join(f"{k}={v}" for k, v in tcfg.items())
         ax.set(xscale="log", yscale="log", xlabel="training samples n", title=f"{tname}({params})")
         ax.set_xticks(sample_sizes, [str(n) for n in sample_sizes], fontsize=8)
@@ -198,12 +207,12 @@ def lowrank_attention_rank(
     dim: Annotated[int, Interval(ge=1)] = 64,
     n_keys: Annotated[int, Interval(ge=1)] = 16,
     ranks: list[int] | None = None,
-    fixed_rank: Annotated[int, Interval(ge=1)] = 4,
+    fixed_rank: Annotated[int, Interval(ge=1)] = 8,
     head_counts: list[int] | None = None,
-    steps: Annotated[int, Interval(ge=1)] = 600,
+    steps: Annotated[int, Interval(ge=1)] = 1200,
     batch_size: Annotated[int, Interval(ge=1)] = 256,
     lr: Annotated[float, Interval(gt=0)] = 3e-3,
-    temperature: Annotated[float, Interval(gt=0)] = 32.0,
+    temperature: Annotated[float, Interval(gt=0)] = 256.0,
     seed: int = 0,
 ) -> list[Path]:
     """Error vs rank (H = d/r heads) and vs number of heads at rank ``fixed_rank``.
@@ -214,7 +223,7 @@ def lowrank_attention_rank(
     from matplotlib.ticker import NullFormatter
 
     ranks = sorted(ranks or [1, 2, 4, 8, 16, 32, 64])
-    head_counts = sorted(head_counts or [1, 2, 4, 8, 16])
+    head_counts = sorted(head_counts or [1, 2, 8, 32])
     common = {
         "dim": dim,
         "n_keys": n_keys,
@@ -241,6 +250,16 @@ def lowrank_attention_rank(
     a1.set_xticks(ranks, [str(r) for r in ranks])
     a1.set_ylabel("test error  MSE·d")
     a2.plot(head_counts, by_heads, "s-", color="C1")
+    for ax, xs, ys in ((a1, ranks, by_rank), (a2, head_counts, by_heads)):
+        for xv, yv in zip(xs, ys):
+            ax.annotate(
+                f"{yv:.3g}",
+                (xv, yv),
+                textcoords="offset points",
+                xytext=(0, 5),
+                ha="center",
+                fontsize=7,
+            )
     a2.set(xscale="log", yscale="log", xlabel=f"number of heads H (rank {fixed_rank} each)")
     a2.set_xticks(head_counts, [str(h) for h in head_counts])
     for ax in (a1, a2):
