@@ -252,6 +252,8 @@ def gnn_nc_training(
     _train_gnn("gnn_nc", dm, {"depth": depth, "track_collapse": False}, epochs, seed, [trace])
 
     steps = trace.steps
+    med0 = {k: float(torch.stack(v)[0].median()) for k, v in trace.nc1.items()}
+    med1 = {k: float(torch.stack(v)[-1].median()) for k, v in trace.nc1.items()}
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True, height_ratios=[3, 1.3])
     _band(ax, steps, torch.stack(trace.nc1["train"]), "training graphs", "tab:blue", marker=".")
     _band(ax, steps, torch.stack(trace.nc1["test"]), "held-out graphs", "tab:orange", marker=".")
@@ -264,6 +266,14 @@ def gnn_nc_training(
     )
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")
+    ax.text(
+        0.02, 0.04,
+        f"median NC1 of $H^L$, train / held out: step 0 {med0['train']:.3g} / {med0['test']:.3g}"
+        f"\nstep {steps[-1]}: {med1['train']:.3g} / {med1['test']:.3g};"
+        f" held-out overlap {trace.overlap[-1]:.4f}",
+        transform=ax.transAxes, fontsize=8, va="bottom",
+        bbox={"facecolor": "white", "alpha": 0.8, "lw": 0},
+    )  # fmt: skip
     ax2.plot(steps, trace.overlap, color="tab:orange", marker=".")
     ax2.set_ylabel("held-out\noverlap")
     ax2.set_xlabel(f"SGD step (one graph per step; grey lines = epochs of {n_train} graphs)")
@@ -322,19 +332,15 @@ def gnn_nc_depth(
         ("ah", r"GNN $\hat A H^\ell$", "tab:purple"),
     ):
         vals = _layer_nc1(model, graphs, kind)
+        label = f"{label} (NC1 at ℓ={vals.shape[0] - 1}: {float(vals[-1].median()):.3g})"
         _band(ax, list(range(vals.shape[0])), vals, label, color, marker="o", ms=3)
         log.info("gnn_nc_depth %s: median NC1 per layer %s", kind, _fmt(vals.median(1).values))
         log.info("gnn_nc_depth %s: mean NC1 per layer %s", kind, _fmt(vals.mean(1)))
     for op, (label, color) in _SPECTRAL_STYLE.items():
         vals, ov = _spectral_runs(graphs, c, op, n_iter, seed)
-        _band(
-            ax,
-            list(range(n_iter + 1)),
-            vals,
-            f"{label} (overlap {float(ov.mean()):.3f})",
-            color,
-            ls="--",
-        )
+        med = float(vals[-1].median())
+        label = f"{label} (NC1 at t={n_iter}: {med:.3g}; overlap {float(ov.mean()):.3f})"
+        _band(ax, list(range(n_iter + 1)), vals, label, color, ls="--")
         log.info("gnn_nc_depth %s: median NC1 per iteration %s", op, _fmt(vals.median(1).values))
         log.info("gnn_nc_depth %s: overlap %.4f", op, float(ov.mean()))
     ax.set_xlabel(r"GNN layer $\ell$  /  power iteration $t$")
@@ -396,6 +402,9 @@ def gnn_nc_threshold(
         color="tab:blue",
         label=f"gnn_nc (depth {depth}, {epochs} epochs)",
     )
+    for x, y in zip(a_minus_b, results["gnn"]):
+        kw = {"textcoords": "offset points", "fontsize": 7, "ha": "center"}
+        ax.annotate(f"{y:.2f}", (x, y), xytext=(0, 6), color="tab:blue", **kw)
     for op, (label, color) in _SPECTRAL_STYLE.items():
         ax.plot(
             a_minus_b,
