@@ -55,14 +55,14 @@ def test_symmetric_models_are_permutation_invariant(name: str, n: int) -> None:
 
 def test_sym_single_index_is_invariant_and_exact_at_planted_beta() -> None:
     beta = [0.5, -0.5, 0.0, 0.5, 0.0, 0.5]
-    model = zoo.create("sym_single_index", n_features=6, link="he3").double()
+    model = zoo.create("sym_single_index", n_features=6, link="he2").double()
     theta = sample_sets("cue", 64, 16, 1, _gen(1)).double()
     perm = torch.randperm(16, generator=_gen(2))
     torch.testing.assert_close(model(theta[:, perm]), model(theta))
     with torch.no_grad():
         model.beta.copy_(3.0 * torch.tensor(beta))  # any positive multiple of β*
     torch.testing.assert_close(model.overlap(beta), torch.tensor(1.0, dtype=torch.float64))
-    y = evaluate_target("sym_single_index", theta, beta=beta, link="he3")
+    y = evaluate_target("sym_single_index", theta, beta=beta, link="he2")
     torch.testing.assert_close(model(theta), y)
 
 

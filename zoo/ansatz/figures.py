@@ -189,7 +189,7 @@ def sym_single_index_overlap(
     links: list[str] = ("he1", "he2", "he3"),  # type: ignore[assignment]
     beta: list[float] = (0.5, -0.5, 0.0, 0.5, 0.0, 0.5),  # type: ignore[assignment]
     n_set: int = 8,
-    steps: int = 1500,
+    steps: int = 1000,
     batch_size: int = 64,
     lr: float = 0.05,
     seeds: list[int] = (0, 1, 2, 3),  # type: ignore[assignment]

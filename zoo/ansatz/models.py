@@ -296,7 +296,7 @@ _SSI_BETA = [0.5, -0.5, 0.0, 0.5, 0.0, 0.5]
         "dim": 1,
         "sampler": "cue",
         "target": "sym_single_index",
-        "target_params": {"beta": _SSI_BETA, "link": "he3"},
+        "target_params": {"beta": _SSI_BETA, "link": "he2"},
         "n_train": 2048,
         "resample": True,
     },
@@ -309,13 +309,15 @@ class SymSingleIndex(SetRegressor):
     q_k(X) = Re(Σ_j e^{ikθ_j})/√(min(k, N)/2), k = 1..K, the power sums normalised to be
     orthonormal under CUE; x: (B, N, 1) angles or (B, N, 2) (cos, sin) → (B,). With
     ``normalize=False`` the model is g(⟨β, q⟩) (β off the sphere). ``train/overlap`` and
-    ``test/overlap`` = ⟨β, β*⟩/(|β||β*|) with the planted β* of the data's ``target_params``.
+    ``test/overlap`` = ⟨β, β*⟩/(|β||β*|) with the planted β* of the data's ``target_params``
+    (for an even link such as the default He_2, β* and −β* define the same function, so
+    overlap −1 is as good as +1).
     """
 
     def __init__(
         self,
         n_features: Annotated[int, Interval(ge=1)] = 6,
-        link: Literal["he1", "he2", "he3", "he4", "tanh", "relu"] = "he3",
+        link: Literal["he1", "he2", "he3", "he4", "tanh", "relu"] = "he2",
         normalize: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -348,6 +350,16 @@ class SymSingleIndex(SetRegressor):
         if bs is not None:
             self.log("train/overlap", self.overlap(bs).detach(), sync_dist=True)
         return loss
+
+    def model_card_extra(self, metrics: dict[str, Any]) -> str:
+        ov = metrics.get("test/overlap")
+        link = ((self.zoo_data_config or {}).get("target_params") or {}).get("link")
+        return super().model_card_extra(metrics) + (
+            f"\n\nOverlap with the planted direction ⟨β, β*⟩/|β||β*| = {ov:.4g} "
+            f"(link `{link}`; ±1 are both exact for an even link)."
+            if isinstance(ov, float)
+            else ""
+        )
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
@@ -515,3 +527,11 @@ class Jastrow(Slater):
         """(sign f, log|f|) = (sign Σ det, J + log|Σ det|): x: (B, N, D) → 2×(B,)."""
         sign, logabs = self.slater_log(x)
         return sign, logabs + self.jastrow(x)
+
+    def model_card_extra(self, metrics: dict[str, Any]) -> str:
+        lam = ((self.zoo_data_config or {}).get("target_params") or {}).get("lam")
+        exact = f" (exact Ψ_λ: c = λ − 1 = {lam - 1:.4g})" if isinstance(lam, float) else ""
+        return (
+            super().model_card_extra(metrics)
+            + f" Learned cusp coefficient c = {self.cusp.item():.4g}{exact}."
+        )
