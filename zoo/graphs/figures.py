@@ -267,7 +267,7 @@ def gnn_nc_training(
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")
     ax.text(
-        0.02, 0.04,
+        0.3, 0.45,
         f"median NC1 of $H^L$, train / held out: step 0 {med0['train']:.3g} / {med0['test']:.3g}"
         f"\nstep {steps[-1]}: {med1['train']:.3g} / {med1['test']:.3g};"
         f" held-out overlap {trace.overlap[-1]:.4f}",
