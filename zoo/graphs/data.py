@@ -78,7 +78,8 @@ def bernoulli_indices(
         mean = remaining * p
         k = chunk or int(mean + 6.0 * math.sqrt(mean * (1.0 - p)) + 16)
         u = torch.rand(k, generator=generator, device=device, dtype=torch.float64)
-        gaps = torch.floor(torch.log1p(-u) / log_q).clamp_(max=float(m)).long() + 1
+        # log1p(−u)/log(1−p) ≥ 0, so truncation is the floor; in place to save memory traffic
+        gaps = u.neg_().log1p_().mul_(1.0 / log_q).clamp_(max=float(m)).long().add_(1)
         idx = torch.cumsum(gaps, 0).add_(last)
         if int(idx[-1]) >= m:  # the walk left [0, m): done
             chunks.append(idx[: int(torch.searchsorted(idx, m))])
@@ -191,8 +192,9 @@ def sample_sbm_batch(
             rows = edge_index[:, pos : pos + kk]
             torch.add(i, offsets[r], out=rows[0])
             torch.add(j, offsets[s], out=rows[1])
-            if not directed:
-                edge_index[:, pos + kk : pos + 2 * kk] = rows.flip(0)
+            if not directed:  # the reverse direction, copied row by row (no temporary)
+                edge_index[0, pos + kk : pos + 2 * kk] = rows[1]
+                edge_index[1, pos + kk : pos + 2 * kk] = rows[0]
             pos += mult * kk
             continue
         g = graphs[b]
