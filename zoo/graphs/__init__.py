@@ -2,6 +2,7 @@
 
 from zoo.graphs import (
     data,  # noqa: F401  (registers the "sbm" datamodule)
+    figures,  # noqa: F401  (registers the gnn_nc_* figures)
     models,  # noqa: F401  (registers gnn_nc, gcn_nc)
-    spectral,  # noqa: F401  (registers "spectral_sbm"; NC part B)
+    spectral,  # noqa: F401  (registers "spectral_sbm")
 )
