@@ -212,3 +212,31 @@ def test_spectral_sbm_model_through_lightning(tmp_path) -> None:
         model(batch.x, batch.edge_index, batch.batch),
     )
     assert loaded.zoo_metrics["test/overlap"] == pytest.approx(res["test/overlap"])
+
+
+@pytest.mark.slow
+def test_figures_run_end_to_end_with_tiny_settings(tmp_path) -> None:
+    from zoo.core.figures import run_figure
+
+    tiny = {"n_nodes": 200, "n_train": 3, "epochs": 1, "depth": 2}
+    paths = run_figure(
+        "gnn_nc_training", tmp_path, a=30.0, b=2.0, n_probe=2, every_n_steps=1, **tiny
+    )
+    paths += run_figure("gnn_nc_depth", tmp_path, a=30.0, b=2.0, n_test=2, n_iter=4, **tiny)
+    paths += run_figure(
+        "gnn_nc_threshold",
+        tmp_path,
+        a_plus_b=20.0,
+        a_minus_b=[2.0, 16.0],
+        n_test=2,
+        n_iter=8,
+        **tiny,
+    )
+    assert [p.name for p in paths] == [
+        "gnn_nc_training.png",
+        "gnn_nc_depth.png",
+        "gnn_nc_threshold.png",
+    ]
+    assert all(p.stat().st_size > 10_000 for p in paths)
+    with pytest.raises(ValueError, match="a_minus_b"):
+        run_figure("gnn_nc_threshold", tmp_path, a_plus_b=10.0, a_minus_b=[12.0], **tiny)

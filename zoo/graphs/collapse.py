@@ -315,7 +315,9 @@ class CollapseMetric(Metric):
 
     ``update(features (N, F), labels (N,), batch=None, classifier_weight=None,
     classifier_bias=None)``; ``compute()`` returns ``{"nc1", "nc1_tilde", "nc2"}`` plus
-    ``"nc3", "nc4"`` once a classifier has been passed. See the module docstring for the
+    ``"nc3", "nc4"`` once a classifier has been passed (pass it on every update or on none:
+    NC3/NC4 are averaged over the updates that had one only for NC4). Pooled NC3 uses the
+    classifier of the latest update. See the module docstring for the
     equations, the per-graph vs pooled modes and how NC4 is streamed.
 
     Args:
