@@ -238,5 +238,12 @@ def test_figures_run_end_to_end_with_tiny_settings(tmp_path) -> None:
         "gnn_nc_threshold.png",
     ]
     assert all(p.stat().st_size > 10_000 for p in paths)
+    model = zoo.create("gnn_nc", depth=2, track_collapse=False)
+    model.zoo_data_config = zoo.get_spec("gnn_nc").data_config(n_nodes=200, p=0.15, q=0.01)
+    ckpt = zoo.save_checkpoint(model, tmp_path / "tiny_gnn")
+    (path,) = run_figure(
+        "gnn_nc_depth", tmp_path / "from_ckpt", checkpoint=str(ckpt), n_test=2, n_iter=4
+    )
+    assert path.is_file()
     with pytest.raises(ValueError, match="a_minus_b"):
         run_figure("gnn_nc_threshold", tmp_path, a_plus_b=10.0, a_minus_b=[12.0], **tiny)
