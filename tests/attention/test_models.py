@@ -83,7 +83,7 @@ def test_rf_attention_features_match_the_formula() -> None:
             for i in range(1, 4):
                 s = torch.relu(x[b, 0] @ m.W[mm] @ x[b, i])
                 total += s * (v[mm, :3] @ x[b, i] + v[mm, 3]) / 3
-        assert float(m(x)[b]) == pytest.approx(float(total) / 2, rel=1e-5)
+        assert float(m(x)[b].detach()) == pytest.approx(float(total) / 2, rel=1e-5)
     torch.testing.assert_close(m.W.mean(0), 0.5 * 3**0.5 * torch.eye(3), atol=1.5, rtol=0)
 
 

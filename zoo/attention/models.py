@@ -449,9 +449,10 @@ class LowRankAttention(_Evaluated):
 
     def model_card_extra(self, metrics: dict[str, Any]) -> str:
         hp, data = self.hparams, dict(self.zoo_data_config or {})
+        pick = "argmin" if data.get("target") == "farthest_neighbour" else "argmax"
         return (
             "## Setting\n\n"
-            f"Target `{data.get('target')}`: the key argmax/argmin_i ⟨x_i, x₀⟩ ∈ R^d, query + "
+            f"Target `{data.get('target')}`: the key {pick}_i ⟨x_i, x₀⟩ ∈ R^d, query + "
             f"N = {int(data.get('n_set', 1)) - 1} keys uniform on S^(d−1), fresh samples every "
             f"batch (resample = {data.get('resample')}). d = {hp.dim}, H = {hp.heads} heads of "
             f"rank r = {self.rank}, L = {hp.layers} layer(s), temperature τ = {hp.temperature}; "
