@@ -107,8 +107,8 @@ def test_interrupted_run_resumes(compose_cfg, tmp_path: Path) -> None:
 def test_invalid_hyperparameters_fail_before_training(compose_cfg, tmp_path: Path) -> None:
     from train import train
 
-    cfg = compose_cfg("train", [*SMALL_GNN, *TINY_RUN, "model.depth=0"], tmp_path)
-    with pytest.raises(ValueError, match="depth=0 is out of range"):
+    cfg = compose_cfg("train", [*SMALL_GNN, *TINY_RUN, "model.depth=-1"], tmp_path)
+    with pytest.raises(ValueError, match="depth=-1 is out of range"):
         train(cfg)
     cfg = compose_cfg("train", [*SMALL_GNN, *TINY_RUN, "+model.dept=3"], tmp_path)
     with pytest.raises(ValueError, match=r"unknown hyper-parameter\(s\) \['dept'\]"):
