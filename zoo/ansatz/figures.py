@@ -92,6 +92,7 @@ def slater_vs_jastrow(
 ) -> list[Path]:
     """Test nmse vs K for ``slater`` and ``jastrow`` (Hermite orbitals) on Ψ_λ, N = n_set."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     results: dict[tuple[str, float], list[float]] = {}
     for lam in lams:
@@ -121,6 +122,7 @@ def slater_vs_jastrow(
             ax.plot(dets, results[(name, lam)], style, label=name)
         ax.set(xscale="log", yscale="log", xlabel="determinants K", title=f"λ = {lam}")
         ax.set_xticks(list(dets), [str(k) for k in dets])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3, which="both")
     axes_list = list(axes) if len(lams) > 1 else [axes]
     axes_list[0].set_ylabel("test nmse  Σ(f−Ψ)²/ΣΨ²")
@@ -146,6 +148,7 @@ def deepsets_vs_relnet(
     """Test nmse vs latent width L for ``deepsets`` and ``relation_net``; ``settings`` is a
     list of (D, N); target Σ_{i<j} exp(β⟨x_i, x_j⟩), x_i uniform on S^{D−1}."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(1, len(settings), figsize=(4 * len(settings), 3.4), sharey=True)
     axes_list = list(axes) if len(settings) > 1 else [axes]
@@ -172,6 +175,7 @@ def deepsets_vs_relnet(
             ax.plot(widths, errs, style, label=name)
         ax.set(xscale="log", yscale="log", xlabel="width L", title=f"D = {d}, N = {n}")
         ax.set_xticks(list(widths), [str(w) for w in widths])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3, which="both")
     axes_list[0].set_ylabel("test nmse")
     axes_list[0].legend()
