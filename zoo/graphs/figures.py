@@ -291,7 +291,7 @@ def gnn_nc_training(
 def gnn_nc_depth(
     out_dir: Path,
     *,
-    checkpoint: str | None = None,
+    checkpoint: str | None = "gnn_nc",
     n_nodes: Annotated[int, Interval(ge=10)] = 1000,
     a: Annotated[float, Interval(ge=0)] = 25.0,
     b: Annotated[float, Interval(ge=0)] = 1.7,
@@ -317,7 +317,7 @@ def gnn_nc_depth(
     if checkpoint:
         model = zoo.load(checkpoint)
         dm = zoo.create_datamodule(model, seed=seed, n_test=n_test)
-        title = f"checkpoint {checkpoint}"
+        title = f"checkpoint {checkpoint} (depth {model.hparams.depth}), test graphs regenerated"
     else:
         sizes = {"n_train": n_train, "n_val": 1, "n_test": n_test, "batch_size": 1}
         dm = _sbm_datamodule("gnn_nc", seed, **_sbm_kwargs(n_nodes, a, b), **sizes)
