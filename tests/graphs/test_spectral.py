@@ -211,6 +211,7 @@ def test_spectral_sbm_model_through_lightning(tmp_path) -> None:
         loaded(batch.x, batch.edge_index, batch.batch),
         model(batch.x, batch.edge_index, batch.batch),
     )
+    torch.testing.assert_close(loaded(batch), model(batch.x, batch.edge_index, batch.batch))
     assert loaded.zoo_metrics["test/overlap"] == pytest.approx(res["test/overlap"])
 
 

@@ -302,8 +302,17 @@ class SpectralSBM(ZooModule):
             batch=batch, generator=gen,
         )  # fmt: skip
 
-    def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None) -> Tensor:
-        """Embedding (N, C − 1) of the graph(s); ``x`` (N, F) is ignored (only its N)."""
+    def forward(
+        self, x: Tensor | Any, edge_index: Tensor | None = None, batch: Tensor | None = None
+    ) -> Tensor:
+        """Embedding (N, C − 1) of the graph(s) after ``n_iter`` steps.
+
+        Called as ``model(data)`` with a PyG ``Data``/``Batch`` (like the GNNs), or as
+        ``model(x, edge_index, batch)``; node features ``x`` (N, F) are not used (only N).
+        """
+        if edge_index is None:  # a PyG Data / Batch
+            data = x
+            x, edge_index, batch = data.x, data.edge_index, getattr(data, "batch", None)
         *_, last = self._iterates(edge_index, x.shape[0], batch)
         return last
 
