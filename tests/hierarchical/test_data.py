@@ -83,6 +83,7 @@ def test_datamodule_batches_and_sigma() -> None:
         "sigma_dist": "loguniform",
         "sigma_min": 0.1,
         "sigma_max": 5.0,
+        "depth": 3,
         "n_train": 64,
         "n_val": 32,
         "n_test": 32,
