@@ -231,3 +231,27 @@ def test_single_index_sgd_recovers_the_planted_direction() -> None:
             model.loss((x, y)).backward()
             opt.step()
         assert abs(model.overlap(beta).item()) > 0.98 > start
+
+
+def test_figures_run_end_to_end_at_tiny_size(tmp_path) -> None:
+    from zoo.core.figures import run_figure
+
+    paths = run_figure(
+        "ansatz_slater_vs_jastrow", tmp_path, lams=[1.5], dets=[1], n_train=256, epochs=1
+    )
+    paths += run_figure(
+        "ansatz_deepsets_vs_relnet",
+        tmp_path,
+        widths=[2],
+        settings=[[2, 3]],
+        n_train=256,
+        epochs=1,
+        hidden=8,
+    )
+    paths += run_figure("sym_single_index", tmp_path, links=["he1"], steps=3, seeds=[0])
+    assert [p.name for p in paths] == [
+        "ansatz_slater_vs_jastrow.png",
+        "ansatz_deepsets_vs_relnet.png",
+        "sym_single_index.png",
+    ]
+    assert all(p.stat().st_size > 10_000 for p in paths)
