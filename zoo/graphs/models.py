@@ -20,8 +20,9 @@ loss is the MSE to one-hot labels minimised over the C! permutations *per graph*
 ``overlap = (acc − 1/C)/(1 − 1/C)`` (:func:`zoo.graphs.collapse.overlap`).
 
 Logged metrics (``stage`` ∈ train/val/test): ``{stage}/loss``, ``{stage}/overlap``,
-``{stage}/acc``; per layer on val/test, for the layer features ``Hˡ`` (``nc_h``) and the
-aggregated features ``ÂHˡ`` (``nc_ah``), ℓ = 0 … L::
+``{stage}/acc`` (per epoch; plus ``train/loss_step`` on the trainer's logging steps);
+per layer on val/test, for the layer features ``Hˡ`` (``nc_h``) and the aggregated
+features ``ÂHˡ`` (``nc_ah``), ℓ = 0 … L::
 
     {stage}/nc_h/layer_{ℓ:02d}/{nc1,nc1_tilde,nc2}     (+ nc3, nc4 at ℓ = L)
     {stage}/nc_ah/layer_{ℓ:02d}/{nc1,nc1_tilde,nc2}    (+ nc3, nc4 at ℓ = L)
@@ -201,7 +202,7 @@ class GNNCollapse(ZooModule):
         convs = [self.make_conv(width, width) for _ in range(depth)]
         self.convs = nn.ModuleList([*convs, self.make_conv(width, n_classes)])
         self.norms = nn.ModuleList(self._make_norm(norm, width) for _ in range(depth))
-        self._train_acc = torch.zeros(2)  # (Σ_g acc_g, #graphs) of the current epoch
+        self._train_sums = torch.zeros(3)  # Σ over the epoch's graphs of (loss, acc, 1)
         if track_collapse:
             kw: dict[str, Any] = {"per_graph": True}
             self.nc = nn.ModuleDict(
@@ -304,11 +305,15 @@ class GNNCollapse(ZooModule):
         ov = (acc - 1.0 / c) / (1.0 - 1.0 / c)  # = mean of collapse.overlap over graphs
         kw: dict[str, Any] = {"batch_size": g, "sync_dist": True, "on_epoch": True}
         if stage == "train":
-            # One self.log per training step (each costs ~1 ms of Lightning bookkeeping,
-            # as much as a tenth of a step); the accuracy is averaged here and logged at
-            # the end of the epoch.
-            self.log("train/loss", loss, prog_bar=True, on_step=True, **kw)
-            self._train_acc = self._train_acc + torch.stack([acc.detach() * g, acc.new_tensor(g)])
+            # A self.log call costs ~3 ms of Lightning bookkeeping, a tenth of a step here:
+            # the step loss is logged only on the trainer's logging steps, and the epoch
+            # means of loss and accuracy are accumulated here and logged at epoch end.
+            stats = torch.stack([loss.detach(), acc.detach(), loss.new_tensor(1.0)])
+            self._train_sums = self._train_sums.to(stats) + stats * g
+            trainer = getattr(self, "_trainer", None)
+            every = trainer.log_every_n_steps if trainer is not None else 1
+            if (self.global_step + 1) % every == 0:
+                self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         else:
             self.log(f"{stage}/loss", loss, on_step=False, prog_bar=stage == "val", **kw)
             self.log(f"{stage}/overlap", ov, on_step=False, prog_bar=stage == "val", **kw)
@@ -346,11 +351,12 @@ class GNNCollapse(ZooModule):
         self.log_dict(out, sync_dist=False)  # already reduced across processes
 
     def on_train_epoch_start(self) -> None:
-        self._train_acc = torch.zeros(2, device=self.device)  # (Σ_g acc_g, #graphs)
+        self._train_sums = torch.zeros(3, device=self.device)  # Σ_g (loss, acc, 1)
 
     def on_train_epoch_end(self) -> None:
         c = self.hparams.n_classes
-        acc = self._train_acc[0] / self._train_acc[1].clamp_min(1)
+        loss, acc = self._train_sums[:2] / self._train_sums[2].clamp_min(1)
+        self.log("train/loss", loss, sync_dist=True)
         self.log("train/acc", acc, sync_dist=True)
         self.log("train/overlap", (acc - 1.0 / c) / (1.0 - 1.0 / c), sync_dist=True)
         if self.hparams.track_collapse:
