@@ -20,6 +20,7 @@ Features live on the tree: level ``ℓ`` is a (B, W, m^ℓ) tensor, position ``i
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import torch
@@ -305,7 +306,8 @@ class UNetBP(_BPModule):
             generator=gen,
         )
         for k, v in sample_quality(grammar, leaves).items():
-            self.log(f"test/sample_{k}", v, sync_dist=False)
+            if math.isfinite(v):  # kl_root is undefined when no sample is grammatical
+                self.log(f"test/sample_{k}", v, sync_dist=False)
 
     def model_card_extra(self, metrics: dict[str, Any]) -> str:
         return _card_extra(self, metrics, "mse", "bayes_mse", "mse_ratio")
