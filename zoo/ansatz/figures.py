@@ -205,6 +205,7 @@ def sym_single_index_overlap(
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for c, link in enumerate(links):
+        curves: list[list[float]] = []
         for seed in seeds:
             torch.manual_seed(seed)
             model = zoo.create("sym_single_index", n_features=len(beta), link=link)
@@ -230,21 +231,26 @@ def sym_single_index_overlap(
                 model.loss(batch).backward()
                 opt.step()
                 overlaps.append(model.overlap(beta).item())
+            curves.append(overlaps)
+            log.info("%s seed=%d final overlap %.3f", link, seed, overlaps[-1])
+        finals = ", ".join(f"{o[-1]:+.2f}" for o in curves)
+        for i, overlaps in enumerate(curves):
             ax.plot(
+                range(1, len(overlaps) + 1),
                 overlaps,
                 color=colors[c % len(colors)],
                 alpha=0.8,
-                label=link if seed == seeds[0] else None,
+                label=f"{link} (final {finals})" if i == 0 else None,
             )
-            log.info("%s seed=%d final overlap %.3f", link, seed, overlaps[-1])
     ax.axhline(1.0, color="k", lw=0.5)
     ax.axhline(0.0, color="k", lw=0.5)
     ax.set(
-        xlabel="SGD step (fresh CUE batch each)",
+        xscale="log",
+        xlabel="SGD step + 1 (a fresh CUE batch each)",
         ylabel="overlap ⟨β, β*⟩ / |β||β*|",
         title=f"symmetric single index, N = {n_set}, K = {len(beta)}, lr = {lr}",
     )
-    ax.legend(title="link g")
+    ax.legend(title="link g (final overlaps per seed)", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return [_save(fig, out_dir, "sym_single_index")]
