@@ -21,7 +21,9 @@ from zoo.hierarchical import bp
 from zoo.hierarchical.data import rhm_grammar
 
 
-def _per_example_seconds(fn: Callable[[], object], n: int, device: torch.device, reps: int) -> float:
+def _per_example_seconds(
+    fn: Callable[[], object], n: int, device: torch.device, reps: int
+) -> float:
     fn()  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -62,12 +64,17 @@ def main() -> None:
     devices = [cpu] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for dev in devices:
         gd, yd, ld = grammar.to(dev), y.to(dev), leaves.to(dev)
-        den = _per_example_seconds(lambda: bp.bayes_denoiser(gd, yd, args.sigma), len(yd), dev, 3)
-        clf = _per_example_seconds(lambda: bp.root_posterior(gd, ld), len(ld), dev, 3)
+        n_b = len(yd)
+        den = _per_example_seconds(
+            lambda gd=gd, yd=yd: bp.bayes_denoiser(gd, yd, args.sigma), n_b, dev, 3
+        )
+        clf = _per_example_seconds(lambda gd=gd, ld=ld: bp.root_posterior(gd, ld), n_b, dev, 3)
         print(f"bp_denoiser_batched_{dev.type}_vs_cpu_loop: {loop_den / den:.1f}")
         print(f"bp_root_posterior_batched_{dev.type}_vs_cpu_loop: {loop_clf / clf:.1f}")
-        print(f"# {dev.type}: {den * 1e6:.2f} us/example (denoiser), {clf * 1e6:.2f} us/example (root)")
-    print(f"# cpu loop: {loop_den * 1e6:.1f} us/example (denoiser), {loop_clf * 1e6:.1f} us/example (root)")
+        print(
+            f"# {dev.type} batched: {den * 1e6:.1f} / {clf * 1e6:.1f} us per example (den / root)"
+        )
+    print(f"# cpu loop: {loop_den * 1e6:.1f} / {loop_clf * 1e6:.1f} us per example (den / root)")
     if not torch.cuda.is_available():
         print("# no CUDA device here: only the CPU batched ratio was measured")
 
