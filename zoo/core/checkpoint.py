@@ -93,8 +93,13 @@ def model_card(config: Mapping[str, Any], extra: str = "") -> str:
     lines += ["datamodule = zoo.create_datamodule(model, seed=1)  # fresh data, same distribution"]
     lines += ["```", "", "## Metrics (measured on the test split)", ""]
     if metrics:
+        # Headline metrics (`test/acc`); nested ones (`test/nc_h/layer_07/nc1`) stay in
+        # config.json and in the model's own section below.
+        head = {k: v for k, v in metrics.items() if k.count("/") <= 1}
         lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(metrics.items())]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(head.items())]
+        if len(head) < len(metrics):
+            lines += ["", f"{len(metrics) - len(head)} more metrics in `config.json`."]
     else:
         lines += ["No metrics recorded."]
     lines += ["", "Re-measure on fresh data with:", ""]
