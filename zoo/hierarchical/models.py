@@ -232,6 +232,11 @@ class UNetBP(_BPModule):
                 g = self.film_dec[level + 1](g, e)
         return self.head(g).softmax(1).transpose(1, 2)
 
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int = 0) -> Tensor:
+        """``Ê[E x | y]`` (B, N, S) for a ``(y, leaves, sigma, root)`` denoising batch."""
+        y, _, sigma = batch[:3]
+        return self(y, sigma if self.hparams.sigma_cond else None)
+
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         y, leaves, sigma = batch[:3]
         loss = F.mse_loss(self(y, sigma), F.one_hot(leaves, self.hparams.n_symbols).to(y.dtype))
