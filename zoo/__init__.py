@@ -14,7 +14,7 @@ from zoo.core.registry import create, create_datamodule, get_spec, list_models
 from zoo import graphs  # noqa: F401  isort: skip
 from zoo import hierarchical  # noqa: F401  isort: skip
 from zoo import ansatz  # noqa: F401  isort: skip
-from zoo import attention  # noqa: E402,F401  isort: skip
+from zoo import attention  # noqa: F401  isort: skip
 
 __all__ = [
     "__version__",
