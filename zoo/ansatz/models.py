@@ -122,30 +122,18 @@ class SetRegressor(ZooModule):
         """Skip (zero) a step whose gradients are not finite; logs ``train/skipped``."""
         self.log("train/skipped", float(not zero_nonfinite_grads(self)), reduce_fx="sum")
 
-    def _eval_step(self, stage: str, batch: tuple[Tensor, ...]) -> None:
+    def eval_step(self, stage: str, batch: tuple[Tensor, ...]) -> None:
         x, y = batch[0], batch[1]
         f = self(x).reshape(y.shape)
         self.metrics[f"{stage}_r2"].update(f.flatten(), y.flatten())
         self.metrics[f"{stage}_mse"].update(f.flatten(), y.flatten())
 
-    def _eval_end(self, stage: str) -> None:
+    def eval_epoch_end(self, stage: str) -> None:
         r2, mse = self.metrics[f"{stage}_r2"], self.metrics[f"{stage}_mse"]
         self.log(f"{stage}/nmse", 1.0 - r2.compute(), prog_bar=stage == "val")
         self.log(f"{stage}/mse", mse.compute())
         r2.reset()
         mse.reset()
-
-    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        self._eval_step("val", batch)
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_end("val")
-
-    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        self._eval_step("test", batch)
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_end("test")
 
     def _data_hparams(self) -> dict[str, Any]:
         trainer = self._trainer
@@ -361,10 +349,10 @@ class SymSingleIndex(SetRegressor):
             else ""
         )
 
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
+    def eval_epoch_end(self, stage: str) -> None:
+        super().eval_epoch_end(stage)
         bs = self._beta_star()
-        if bs is not None:
+        if stage == "test" and bs is not None:
             self.log("test/overlap", self.overlap(bs).detach())
 
 

@@ -96,27 +96,15 @@ class _Evaluated(ZooModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(x), sync_dist=True)
         return loss
 
-    def _eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
+    def eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
         x, y = batch[0], batch[1]
         self.metrics[split].update(self(x), y)
 
-    def _eval_end(self, split: str) -> None:
+    def eval_epoch_end(self, split: str) -> None:
         values = self.metrics[split].compute()
         for k, v in values.items():
             self.log(f"{split}/{k}", v.float(), prog_bar=(k == "error"), sync_dist=False)
         self.metrics[split].reset()
-
-    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        self._eval_step("val", batch)
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_end("val")
-
-    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        self._eval_step("test", batch)
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_end("test")
 
 
 class RandomFeatureModel(_Evaluated):

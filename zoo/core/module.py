@@ -59,6 +59,26 @@ class ZooModule(pl.LightningModule):
             "data": dict(self.zoo_data_config or {}),
         }
 
+    # -- evaluation: validation and test share one implementation --------------------------
+    def eval_step(self, stage: Literal["val", "test"], batch: Any) -> None:
+        """Update/log the metrics of ``stage`` on one batch (used by validation and test)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement eval_step")
+
+    def eval_epoch_end(self, stage: Literal["val", "test"]) -> None:
+        """Log what :meth:`eval_step` accumulated over the epoch (default: nothing)."""
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.eval_step("val", batch)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self.eval_step("test", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self.eval_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.eval_epoch_end("test")
+
     def predict_step(self, batch: Any, batch_idx: int = 0) -> Any:
         """Outputs on one datamodule batch: ``self(inputs)`` for ``(inputs, targets, ...)``
         tuples, ``self(batch)`` for PyG batches; override when ``forward`` takes more.

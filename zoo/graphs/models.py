@@ -332,13 +332,11 @@ class GNNCollapse(ZooModule):
     def training_step(self, data: Batch, batch_idx: int) -> Tensor:
         return self._step(data, "train")
 
-    def validation_step(self, data: Batch, batch_idx: int) -> None:
-        self._step(data, "val")
+    def eval_step(self, stage: str, data: Batch) -> None:
+        self._step(data, stage)
 
-    def test_step(self, data: Batch, batch_idx: int) -> None:
-        self._step(data, "test")
-
-    def _log_nc(self, stage: str) -> None:
+    def eval_epoch_end(self, stage: str) -> None:
+        """Per-layer NC metrics of the epoch (already reduced across processes)."""
         if not self.hparams.track_collapse:
             return
         out: dict[str, Tensor] = {}
@@ -363,12 +361,6 @@ class GNNCollapse(ZooModule):
             vals = self.nc_train.compute()
             self.log_dict({nc_log_key("train", "h", "last", k): v.float() for k, v in vals.items()})
             self.nc_train.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_nc("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_nc("test")
 
     def configure_callbacks(self) -> list[pl.Callback]:
         """NC1 vs layer and vs epoch plots (PNG in the run dir, W&B image when logged)."""

@@ -346,11 +346,8 @@ class SpectralSBM(ZooModule):
         ov = overlap(predict(last, c, b), data.y, c, b).mean()
         self.log(f"{stage}/overlap", ov, batch_size=g, sync_dist=True, prog_bar=True)
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+    def eval_step(self, stage: str, batch: Any) -> None:
+        self._evaluate(batch, stage)
 
     def configure_optimizers(self) -> None:
         """No parameters, no optimiser."""

@@ -243,7 +243,7 @@ class UNetBP(_BPModule):
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         return loss
 
-    def _eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
+    def eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
         y, leaves, sigma = batch[:3]
         out = self(y, sigma)
         clean = F.one_hot(leaves, self.hparams.n_symbols).to(y.dtype)
@@ -259,7 +259,7 @@ class UNetBP(_BPModule):
             )
         self.log(f"{split}/loss", mse.mean(), sync_dist=True, prog_bar=split == "val")
 
-    def _eval_epoch_end(self, split: str) -> None:
+    def _log_eval_metrics(self, split: str) -> None:
         m = {
             k: self.metrics[f"{split}_{k}"]
             for k in ("mse", "bayes_mse", "leaf_acc", "bayes_leaf_acc")
@@ -277,19 +277,12 @@ class UNetBP(_BPModule):
         for metric in m.values():
             metric.reset()
 
-    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        self._eval_step("val", batch)
-
-    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        self._eval_step("test", batch)
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
+    def eval_epoch_end(self, split: str) -> None:
+        self._log_eval_metrics(split)
         grammar = self.grammar()
-        if not (self.hparams.sigma_cond and self.hparams.diffusion_samples and grammar is not None):
+        if split != "test" or not (
+            self.hparams.sigma_cond and self.hparams.diffusion_samples and grammar is not None
+        ):
             return
         from zoo.hierarchical.diffusion import sample, sample_quality
 
@@ -361,7 +354,7 @@ class ConvNetBP(_BPModule):
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         return loss
 
-    def _eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
+    def eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
         leaves, root = batch[:2]
         logits = self(leaves)
         self.log(f"{split}/loss", F.cross_entropy(logits, root), sync_dist=True)
@@ -370,7 +363,7 @@ class ConvNetBP(_BPModule):
         if grammar is not None:
             self.metrics[f"{split}_bayes_acc"].update(bp.bayes_accuracy(grammar, leaves, root))
 
-    def _eval_epoch_end(self, split: str) -> None:
+    def eval_epoch_end(self, split: str) -> None:
         acc, bayes = self.metrics[f"{split}_acc"], self.metrics[f"{split}_bayes_acc"]
         if acc.update_count == 0:
             return
@@ -382,18 +375,6 @@ class ConvNetBP(_BPModule):
             self.log(f"{split}/acc_ratio", a / b, prog_bar=split == "val")
         acc.reset()
         bayes.reset()
-
-    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        self._eval_step("val", batch)
-
-    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        self._eval_step("test", batch)
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
 
     def model_card_extra(self, metrics: dict[str, Any]) -> str:
         return _card_extra(self, metrics, "acc", "bayes_acc", "acc_ratio")
