@@ -87,7 +87,7 @@ def train(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
     if cfg.get("test", True):
         ckpt = trainer.checkpoint_callback
         best = "best" if ckpt is not None and getattr(ckpt, "best_model_path", "") else None
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=best)
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
         metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
 
     export_dir = None
@@ -144,13 +144,16 @@ def _report(
     from rich.console import Console
     from rich.table import Table
 
+    head = {k: v for k, v in metrics.items() if k.count("/") <= 1}  # not per-layer ones
     table = Table(title=f"test metrics (fit took {fit_s:.1f} s)")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for k, v in sorted(metrics.items()):
+    for k, v in sorted(head.items()):
         table.add_row(k, f"{v:.4g}")
     console = Console()
     console.print(table)
+    if len(head) < len(metrics):
+        console.print(f"(+{len(metrics) - len(head)} more metrics in the checkpoint's config.json)")
     console.print(
         f"checkpoint: [bold]{export_dir}[/]  (zoo.load({str(export_dir)!r}))", soft_wrap=True
     )
