@@ -20,6 +20,7 @@ from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import RepositoryNotFoundError
 
 import zoo
+from tests.common import TINY_RUN
 from tests.helpers.fake_hub import FakeHub, iter_routes
 from zoo.core.checkpoint import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_checkpoint
 from zoo.core.hub import CHECKPOINT_FILES, download, push
@@ -258,3 +259,27 @@ def test_fake_hub_serves_only_known_routes() -> None:
         assert [r.path for r in server.unhandled] == ["/api/models"]
     assert not server.running and not server.root.exists()
     assert set(iter_routes()) >= PUSH_ROUTES | PULL_ROUTES
+
+
+def test_train_recipe_pushes_its_export(hub: FakeHub, compose_cfg, tmp_path: Path) -> None:
+    """`train.py ... hub=push hub.repo_id=org/name` pushes the export; it pulls back intact."""
+    from train import train
+
+    overrides = [
+        "model=gnn_nc",
+        "model.depth=2",
+        "data.n_train=2",
+        "data.n_val=1",
+        "data.n_test=1",
+        *TINY_RUN,
+        "hub=push",
+        "hub.repo_id=zoo-test/trained",
+    ]
+    out = train(compose_cfg("train", overrides, tmp_path / "run"))
+    pulled = zoo.load("hf-hub:zoo-test/trained")
+    assert pulled.zoo_metrics == pytest.approx(out["metrics"])
+    for k, v in out["model"].state_dict().items():
+        torch.testing.assert_close(pulled.state_dict()[k], v, rtol=0, atol=0)
+    files = hub.files("zoo-test/trained")
+    for f in CHECKPOINT_FILES:
+        assert (out["export_dir"] / f).read_bytes() == files[f]
