@@ -129,7 +129,7 @@ def test_target_registry_accepts_vector_valued_key_targets() -> None:
     y = dm.split("train")[1]
     assert y.shape == (16, 2) and dm.symmetry == "invariant_in_keys"
     with pytest.raises(ValueError, match="symmetry"):
-        register_target("_bad", symmetry="equivariant")  # type: ignore[arg-type]
+        register_target("_bad", symmetry="chiral")  # type: ignore[arg-type]
     _TARGETS.pop("_test_query_key_mean")
 
 

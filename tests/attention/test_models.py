@@ -177,6 +177,25 @@ def test_identity_construction_computes_the_nearest_key() -> None:
         torch.testing.assert_close(far(x), T.farthest_neighbour(x))
 
 
+def test_self_attention_identity_construction_computes_every_farthest_point() -> None:
+    """Self-attention variant: Q = −I, K = V = O = I, τ → ∞ gives each point's farthest."""
+    x = sphere(128, 16, 64).double()  # float64 and τ = 1e9 resolve near-ties among 2048 rows
+    target = T.self_farthest(x)
+    assert target.shape == (128, 16 * 64)
+    m = LowRankAttention(dim=64, heads=1, temperature=1e9, self_attention=True).double()
+    m.set_identity()
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), target)
+        # Permuting the points permutes the outputs (the target is equivariant).
+        perm = torch.randperm(16)
+        out = m(x[:, perm]).reshape(128, 16, 64)
+        torch.testing.assert_close(out, m(x).reshape(128, 16, 64)[:, perm])
+    low = LowRankAttention(dim=64, heads=8, temperature=1e9, self_attention=True).double()
+    low.set_identity()
+    with torch.no_grad():  # blocks of rank 8 see 8 coordinates each: far from exact
+        assert float(((low(x) - target) ** 2).sum() / (target**2).sum()) > 0.3
+
+
 def test_identity_blocks_with_many_low_rank_heads_fail() -> None:
     """H heads of rank d/H with the block construction only see d/H coordinates each."""
     x = sphere(256, 17, 64)

@@ -61,8 +61,8 @@ __all__ = [
     "sample_sets",
 ]
 
-SYMMETRIES = ("symmetric", "antisymmetric", "invariant_in_keys")
-Symmetry = Literal["symmetric", "antisymmetric", "invariant_in_keys"]
+SYMMETRIES = ("symmetric", "antisymmetric", "invariant_in_keys", "equivariant")
+Symmetry = Literal["symmetric", "antisymmetric", "invariant_in_keys", "equivariant"]
 SamplerFn = Callable[..., Tensor]
 TargetFn = Callable[..., Tensor]
 
@@ -164,8 +164,9 @@ class TargetSpec:
         name: registry name (``target=`` in the data config).
         fn: ``fn(x: (B, N, D), **params) -> (B,) or (B, k)``, exact (computed in x's dtype).
         symmetry: ``"symmetric"`` (invariant under permutations of the N points),
-            ``"antisymmetric"`` (sign flip under transpositions) or ``"invariant_in_keys"``
-            (x[:, 0] is a query; invariant under permutations of x[:, 1:]).
+            ``"antisymmetric"`` (sign flip under transpositions), ``"invariant_in_keys"``
+            (x[:, 0] is a query; invariant under permutations of x[:, 1:]) or
+            ``"equivariant"`` (one output per point, (B, N·k), permuted with the points).
         description: one line for docs and model cards.
     """
 

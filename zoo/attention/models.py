@@ -56,6 +56,7 @@ class NormalisedError(Metric):
 
     def __init__(self, out_dim: int) -> None:
         super().__init__()
+        self.out_dim = out_dim  # rows of width out_dim: one per sample, or per point
         self.add_state("sse", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("sq", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         zeros = torch.zeros(out_dim, dtype=torch.float64)
@@ -63,8 +64,8 @@ class NormalisedError(Metric):
         self.add_state("n", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, pred: Tensor, y: Tensor) -> None:
-        pred = pred.reshape(len(pred), -1).double()
-        y = y.reshape(len(y), -1).double()
+        pred = pred.reshape(-1, self.out_dim).double()
+        y = y.reshape(-1, self.out_dim).double()
         self.sse += (pred - y).pow(2).sum()
         self.sq += y.pow(2).sum()
         self.sum_y += y.sum(0)
@@ -87,8 +88,10 @@ class _Evaluated(ZooModule):
         self.metrics = nn.ModuleDict({s: NormalisedError(out_dim) for s in ("val", "test")})
 
     def loss(self, pred: Tensor, y: Tensor) -> Tensor:
-        """mean_b ‖pred_b − y_b‖² (MSE times the output dimension)."""
-        return (pred - y.reshape(pred.shape)).pow(2).reshape(len(pred), -1).sum(1).mean()
+        """Mean over rows of ‖pred − y‖² (MSE times the output dimension); a row is a sample,
+        or a point for per-point (``self_attention``) outputs."""
+        diff = (pred - y.reshape(pred.shape)).pow(2)
+        return diff.reshape(-1, self.out_dim).sum(1).mean()
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         x, y = batch[0], batch[1]
@@ -370,12 +373,18 @@ class LowRankAttention(_Evaluated):
     attention output at the query, f(x) = A_L(h^{(L−1)})_0 ∈ R^d. With H = 1, r = d,
     Q = K = V = O = I and τ → ∞ it is exactly the nearest key argmax_i ⟨x₀, x_i⟩.
 
+    ``self_attention=True`` is the rank paper's self-attention variant: every token attends
+    to all tokens and the output is A_L(h^{(L−1)}) at every token, flattened to (B, T·d)
+    (target ``self_farthest``); with Q = −I, K = V = O = I and τ → ∞ it is exactly every
+    point's farthest point (its own logit −τ is the smallest, so no mask is needed).
+
     Args:
         dim: d.
         heads: H.
         rank: r per head; ``None`` means r = d/H (H must divide d).
         layers: L.
         temperature: τ, a fixed multiplier of the attention logits.
+        self_attention: every token is a query and a key (output (B, T·d)).
     """
 
     def __init__(
@@ -385,6 +394,7 @@ class LowRankAttention(_Evaluated):
         rank: Annotated[int, Interval(ge=1)] | None = None,
         layers: Annotated[int, Interval(ge=1)] = 1,
         temperature: Annotated[float, Interval(gt=0)] = 256.0,
+        self_attention: bool = False,
         **kwargs: Any,
     ) -> None:
         if rank is None and dim % heads:
@@ -406,7 +416,7 @@ class LowRankAttention(_Evaluated):
     def attention(self, h: Tensor, layer: int, queries: slice | None = None) -> Tensor:
         """A_l(h) at the tokens ``queries`` (all by default). h: (B, T, d) → (B, T', d)."""
         h_q = h if queries is None else h[:, queries]
-        keys = h[:, 1:]
+        keys = h if self.hparams.self_attention else h[:, 1:]
         q = torch.einsum("btd,hdr->bhtr", h_q, self.q[layer])
         k = torch.einsum("bnd,hdr->bhnr", keys, self.k[layer])
         v = torch.einsum("bnd,hdr->bhnr", keys, self.v[layer])
@@ -414,17 +424,21 @@ class LowRankAttention(_Evaluated):
         return torch.einsum("bhtr,hre->bte", a @ v, self.o[layer])
 
     def forward(self, x: Tensor) -> Tensor:
-        """x: (B, N+1, d) → f(x): (B, d)."""
+        """x: (B, N+1, d) → f(x): (B, d); with ``self_attention``, x: (B, T, d) → (B, T·d)."""
         _check_input(x, self.hparams.dim)
         h = x
         for layer in range(self.hparams.layers - 1):
             h = h + self.attention(h, layer)
-        return self.attention(h, self.hparams.layers - 1, slice(0, 1))[:, 0]
+        last = self.hparams.layers - 1
+        if self.hparams.self_attention:
+            return self.attention(h, last).flatten(1)
+        return self.attention(h, last, slice(0, 1))[:, 0]
 
     @torch.no_grad()
     def set_identity(self) -> None:
         """The exact construction: Q = K = V = O = identity blocks (head h gets coordinates
-        h·r..(h+1)·r). With H = 1, r = d, one layer and τ → ∞ it computes the nearest key."""
+        h·r..(h+1)·r). With H = 1, r = d, one layer and τ → ∞ it computes the nearest key;
+        with ``self_attention`` Q = −I instead, which computes every farthest point."""
         d, r = self.hparams.dim, self.rank
         for p in (self.q, self.k, self.v, self.o):
             p.zero_()
@@ -434,6 +448,8 @@ class LowRankAttention(_Evaluated):
             for p in (self.q, self.k, self.v):
                 p[:, h, idx, cols] = 1.0
             self.o[:, h, cols, idx] = 1.0
+        if self.hparams.self_attention:
+            self.q.neg_()
 
     def model_card_extra(self, metrics: dict[str, Any]) -> str:
         hp, data = self.hparams, dict(self.zoo_data_config or {})

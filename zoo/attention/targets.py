@@ -122,6 +122,16 @@ def farthest_neighbour(x: Tensor) -> Tensor:
     return _pick(x, query_key_products(x).argmin(dim=1))
 
 
+@register_target("self_farthest", symmetry="equivariant")
+def self_farthest(x: Tensor) -> Tensor:
+    """Self-attention variant: every point's farthest point, x_{j*(i)} with
+    j*(i) = argmin_j ⟨x_i, x_j⟩, for all N points. x: (B, N, d) → (B, N·d).
+    """
+    gram = x @ x.transpose(1, 2)  # (B, N, N); the diagonal (= 1) is never the argmin
+    idx = gram.argmin(dim=2)  # (B, N)
+    return x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1])).flatten(1)
+
+
 TARGETS = {
     "key_power": key_power,
     "key_hermite": key_hermite,
@@ -129,4 +139,5 @@ TARGETS = {
     "key_index": key_index,
     "nearest_neighbour": nearest_neighbour,
     "farthest_neighbour": farthest_neighbour,
+    "self_farthest": self_farthest,
 }
