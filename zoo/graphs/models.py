@@ -405,11 +405,17 @@ class GNNCollapse(ZooModule):
         return "\n".join(head + parts)
 
 
+# Shared by gnn_nc and gcn_nc: the paper's SGD settings (SPEC §3), and default data small
+# enough for the quick-start run (experiment=<name> holds the paper-scale data).
+PAPER_OPTIMIZER = {"optimizer": "sgd", "lr": 4e-3, "momentum": 0.9, "weight_decay": 5e-4}
+QUICK_DATA = {"n_train": 32, "n_val": 4, "n_test": 8, "batch_size": 1}
+
+
 @register_model(
     "gnn_nc",
     data="sbm",
-    defaults={"optimizer": "sgd", "lr": 4e-3, "momentum": 0.9, "weight_decay": 5e-4},
-    data_defaults={"n_train": 32, "n_val": 4, "n_test": 8, "batch_size": 1},
+    defaults=PAPER_OPTIMIZER,
+    data_defaults=QUICK_DATA,
     paper=PAPER,
 )
 class MeanGNN(GNNCollapse):
@@ -447,8 +453,8 @@ class MeanGNN(GNNCollapse):
 @register_model(
     "gcn_nc",
     data="sbm",
-    defaults={"optimizer": "sgd", "lr": 4e-3, "momentum": 0.9, "weight_decay": 5e-4},
-    data_defaults={"n_train": 32, "n_val": 4, "n_test": 8, "batch_size": 1},
+    defaults=PAPER_OPTIMIZER,
+    data_defaults=QUICK_DATA,
     paper=PAPER,
 )
 class GCNCollapse(GNNCollapse):
