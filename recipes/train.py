@@ -12,6 +12,7 @@ the model class and its configs.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import CONFIG_DIR, log, plain, wandb_has_credentials
 
 import zoo
-from zoo.core.checkpoint import save_checkpoint
+from zoo.core.checkpoint import headline_metrics, save_checkpoint
 
 
 def build_logger(cfg: DictConfig) -> pl.loggers.Logger | None:
@@ -36,8 +37,6 @@ def build_logger(cfg: DictConfig) -> pl.loggers.Logger | None:
     if not lcfg or "_target_" not in lcfg:
         return None
     if lcfg["_target_"].endswith("WandbLogger"):
-        import os
-
         if lcfg.get("offline") is None:
             lcfg["offline"] = os.environ.get("WANDB_MODE") is None and not wandb_has_credentials()
         Path(lcfg.get("save_dir") or ".").mkdir(parents=True, exist_ok=True)
@@ -144,7 +143,7 @@ def _report(
     from rich.console import Console
     from rich.table import Table
 
-    head = {k: v for k, v in metrics.items() if k.count("/") <= 1}  # not per-layer ones
+    head = headline_metrics(metrics)
     table = Table(title=f"test metrics (fit took {fit_s:.1f} s)")
     table.add_column("metric")
     table.add_column("value", justify="right")

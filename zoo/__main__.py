@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 import zoo
-from zoo.core.checkpoint import CONFIG_NAME, checkpoints_root
+from zoo.core.checkpoint import CONFIG_NAME, checkpoints_root, headline_metrics
 
 
 def main() -> None:
@@ -20,7 +20,7 @@ def main() -> None:
         spec = zoo.get_spec(name)
         cfg_path = checkpoints_root() / name / CONFIG_NAME
         metrics = json.loads(cfg_path.read_text()).get("metrics", {}) if cfg_path.is_file() else {}
-        items = sorted((k, v) for k, v in metrics.items() if k.count("/") <= 1)[:4]
+        items = sorted(headline_metrics(metrics).items())[:4]
         shown = ", ".join(f"{k.removeprefix('test/')}={v:.3g}" for k, v in items)
         table.add_row(
             name, spec.cls.__module__.split(".")[1], spec.data, spec.description, shown or "—"

@@ -34,6 +34,7 @@ __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "checkpoints_root",
+    "headline_metrics",
     "load",
     "load_checkpoint",
     "read_config",
@@ -62,6 +63,11 @@ def _jsonable(metrics: Mapping[str, Any]) -> dict[str, Any]:
             v = str(v)
         out[str(k)] = v
     return out
+
+
+def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The headline metrics (``test/acc``), without nested ones (``test/nc_h/layer_07/nc1``)."""
+    return {k: v for k, v in metrics.items() if k.count("/") <= 1}
 
 
 def _fmt(v: Any) -> str:
@@ -93,9 +99,8 @@ def model_card(config: Mapping[str, Any], extra: str = "") -> str:
     lines += ["datamodule = zoo.create_datamodule(model, seed=1)  # fresh data, same distribution"]
     lines += ["```", "", "## Metrics (measured on the test split)", ""]
     if metrics:
-        # Headline metrics (`test/acc`); nested ones (`test/nc_h/layer_07/nc1`) stay in
-        # config.json and in the model's own section below.
-        head = {k: v for k, v in metrics.items() if k.count("/") <= 1}
+        # Nested metrics stay in config.json and in the model's own section below.
+        head = headline_metrics(metrics)
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(head.items())]
         if len(head) < len(metrics):
