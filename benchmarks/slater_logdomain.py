@@ -19,7 +19,7 @@ import time
 import torch
 
 import zoo
-from zoo.ansatz.data import sample_sets
+from zoo.sets import sample_sets
 
 
 def _time(fn, repeats: int, sync) -> float:

@@ -9,9 +9,10 @@ import pytorch_lightning as pl
 import torch
 
 import zoo
-from zoo.ansatz.data import calogero_log, evaluate_target, sample_sets
 from zoo.ansatz.models import Jastrow, Slater, signed_logsumexp
+from zoo.ansatz.targets import calogero_log
 from zoo.core.checkpoint import load_checkpoint, save_checkpoint
+from zoo.sets import evaluate_target, sample_sets
 
 
 def _gen(seed: int = 0) -> torch.Generator:

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import zoo
-from zoo.ansatz.data import evaluate_target, get_target, list_targets
 from zoo.attention import targets as T
+from zoo.sets import evaluate_target, get_target, list_targets
 
 ATTENTION_TARGETS = [
     ("key_power", {"p": 3}),

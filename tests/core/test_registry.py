@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import pytest
@@ -32,15 +33,17 @@ class _Lin(ZooModule):
 
 
 @pytest.fixture
-def tmp_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+def tmp_registry() -> Iterator[None]:
     """Register `_lin`/`_lin_wide` and `_data` for one test only."""
-    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
-    monkeypatch.setattr(registry, "_DATAMODULES", dict(registry._DATAMODULES))
     registry.register_datamodule("_data")(_Data)
-    registry.register_model("_lin", data="_data", data_defaults={"n_train": 8})(_Lin)
-    registry.register_model(
-        "_lin_wide", data="_data", defaults={"dim": 5}, data_defaults={"dim": 5}
-    )(_Lin)
+    registry.register_model("_lin", data="_data", data_defaults={"n_train": 8}, shared=("dim",))(
+        _Lin
+    )
+    registry.register_model("_lin_wide", data="_data", defaults={"dim": 5}, shared=("dim",))(_Lin)
+    yield
+    for name in ("_lin", "_lin_wide"):
+        registry.MODELS.remove(name)
+    registry.DATAMODULES.remove("_data")
 
 
 def test_unknown_model_lists_valid_names_and_suggests() -> None:
@@ -100,3 +103,39 @@ def test_every_registered_model_builds_with_defaults() -> None:
         m = zoo.create(name)
         assert isinstance(m, ZooModule)
         assert m.zoo_data_config["name"] == spec.data
+
+
+def test_generic_registry_lists_suggests_and_refuses_duplicates() -> None:
+    reg: registry.Registry[int] = registry.Registry("widget")
+    reg.add("alpha", 1)
+    reg.add("alpha", 1)  # the same entry again (a module re-import) is fine
+    reg.register("beta")(2)
+    assert reg.names() == ["alpha", "beta"] and "beta" in reg and len(reg) == 2
+    assert reg.get("beta") == 2
+    with pytest.raises(ValueError, match=r"unknown widget 'alpah'\. Did you mean \['alpha'\]"):
+        reg.get("alpah")
+    with pytest.raises(ValueError, match=r"Valid widgets: \['alpha', 'beta'\]"):
+        reg.get(None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="widget name 'alpha' is already registered to 1"):
+        reg.add("alpha", 3)
+
+
+def test_shared_keys_follow_the_model(tmp_registry: None) -> None:
+    m = zoo.create("_lin", dim=4)
+    assert m.zoo_data_config["dim"] == 4 and zoo.create_datamodule(m).hparams.dim == 4
+    assert zoo.create("_lin_wide").zoo_data_config["dim"] == 5
+    model_cfg, data_cfg = zoo.get_spec("_lin").configs({}, {"dim": 6})
+    assert model_cfg["dim"] == 6 and data_cfg["dim"] == 6  # the data alone set: model follows
+    assert zoo.create_datamodule("_lin", dim=2).hparams.dim == 2
+
+
+def test_contradictory_shared_keys_fail_naming_both(tmp_registry: None) -> None:
+    with pytest.raises(ValueError, match=r"model\.dim=3 contradicts data\.dim=2"):
+        zoo.get_spec("_lin").configs({"dim": 3}, {"dim": 2})
+    m = zoo.create("_lin", dim=4)
+    with pytest.raises(ValueError, match=r"model\.dim=4 vs data\.dim=2"):
+        zoo.create_datamodule(m, dim=2)
+    with pytest.raises(ValueError, match="shared with the model"):
+        registry.register_model("_bad", data="_data", data_defaults={"dim": 2}, shared=("dim",))(
+            _Lin
+        )

@@ -82,8 +82,12 @@ def test_sigma_conditioning_and_errors() -> None:
 def test_size_mismatch_with_data_fails_clearly() -> None:
     model = zoo.create("convnet_bp", depth=3)
     dm = zoo.create_datamodule("convnet_bp", depth=4, **SMALL)
-    with pytest.raises(ValueError, match="disagree on the tree sizes"):
+    with pytest.raises(
+        ValueError, match=r"disagree on shared keys: model\.depth=3 vs data\.depth=4"
+    ):
         _trainer(fast_dev_run=True).fit(model, datamodule=dm)
+    # the contract: data built for the model follows its sizes
+    assert zoo.create_datamodule(model, **SMALL).hparams.depth == 3
 
 
 class _OracleUNet(torch.nn.Module):

@@ -20,10 +20,10 @@ from typing import Any
 import torch
 
 import zoo
-from zoo.ansatz.data import SetDataModule
 from zoo.ansatz.models import zero_nonfinite_grads
 from zoo.core.data import TensorBatches
 from zoo.core.figures import register_figure
+from zoo.sets import SetDataModule
 
 __all__ = ["fit_and_test"]
 

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanSquaredError, R2Score
 
-from zoo.ansatz.data import hermite_functions, link_function, normalized_power_sums
+from zoo.ansatz.targets import hermite_functions, link_function, normalized_power_sums
 from zoo.core.config import Interval
 from zoo.core.module import ZooModule
 from zoo.core.registry import register_model
@@ -135,13 +135,6 @@ class SetRegressor(ZooModule):
         r2.reset()
         mse.reset()
 
-    def _data_hparams(self) -> dict[str, Any]:
-        trainer = self._trainer
-        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
-        if dm is not None and hasattr(dm, "hparams"):
-            return {**dict(dm.hparams), "target_params": getattr(dm, "target_params", {})}
-        return dict(self.zoo_data_config or {})
-
     def model_card_extra(self, metrics: dict[str, Any]) -> str:
         """Target, N, D and the meaning of the metrics, for the model card."""
         data = dict(self.zoo_data_config or {})
@@ -180,10 +173,8 @@ class _Standardized(SetRegressor):
         self.out_scale.fill_(max(y.std().item(), 1e-12) if y.numel() > 1 else 1.0)
         self.out_fitted.fill_(True)
 
-    def on_fit_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if hasattr(dm, "split"):
-            self.fit_standardization(dm.split("train")[1])
+    def on_train_split(self, split: tuple[Tensor, ...]) -> None:
+        self.fit_standardization(split[1])
 
     def _out(self, h: Tensor) -> Tensor:
         out = self.out_shift + self.out_scale * h
@@ -193,7 +184,8 @@ class _Standardized(SetRegressor):
 @register_model(
     "deepsets",
     data="sets",
-    data_defaults={"n_set": 8, "dim": 3, "sampler": "sphere", "target": "pairwise_energy"},
+    data_defaults={"n_set": 8, "sampler": "sphere", "target": "pairwise_energy"},
+    shared=("dim",),
     paper="Zweig & Bruna, Exponential Separations in Symmetric Neural Networks (NeurIPS 2022)",
 )
 class DeepSets(_Standardized):
@@ -233,7 +225,8 @@ class DeepSets(_Standardized):
 @register_model(
     "relation_net",
     data="sets",
-    data_defaults={"n_set": 8, "dim": 3, "sampler": "sphere", "target": "pairwise_energy"},
+    data_defaults={"n_set": 8, "sampler": "sphere", "target": "pairwise_energy"},
+    shared=("dim",),
     paper="Zweig & Bruna, Exponential Separations in Symmetric Neural Networks (NeurIPS 2022)",
 )
 class RelationNet(_Standardized):
@@ -330,7 +323,7 @@ class SymSingleIndex(SetRegressor):
         return (self.beta @ bs) / (self.beta.norm() * bs.norm())
 
     def _beta_star(self) -> list[float] | None:
-        return (self._data_hparams().get("target_params") or {}).get("beta")
+        return (self.data_config.get("target_params") or {}).get("beta")
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         loss = super().training_step(batch, batch_idx)
@@ -359,9 +352,8 @@ class SymSingleIndex(SetRegressor):
 @register_model(
     "slater",
     data="sets",
+    shared=("n_set", "dim"),
     data_defaults={
-        "n_set": 4,
-        "dim": 1,
         "sampler": "line",
         "target": "calogero",
         "target_params": {"lam": 1.0},
@@ -470,9 +462,8 @@ class Slater(SetRegressor):
 @register_model(
     "jastrow",
     data="sets",
+    shared=("n_set", "dim"),
     data_defaults={
-        "n_set": 4,
-        "dim": 1,
         "sampler": "line",
         "target": "calogero",
         "target_params": {"lam": 1.5},

@@ -191,16 +191,10 @@ class RandomFeatureModel(_Evaluated):
             "1), `test/error` = MSE / E[y²] (predicting 0 scores 1)."
         )
 
-    def on_train_start(self) -> None:
-        if self.hparams.solver != "ridge":
-            return
-        dm = self.trainer.datamodule
-        if dm is None or not hasattr(dm, "split"):
-            raise ValueError(
-                "solver='ridge' needs a zoo SyntheticDataModule (it fits the full train split)"
-            )
-        x, y = dm.split("train")[:2]
-        self.fit_ridge(x.to(self.device), y.to(self.device))
+    def on_train_split(self, split: tuple[Tensor, ...]) -> None:
+        """``solver="ridge"``: V is the closed-form ridge solution on the whole training split."""
+        if self.hparams.solver == "ridge":
+            self.fit_ridge(split[0], split[1])
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         x, y = batch[0], batch[1]
@@ -230,7 +224,8 @@ RF_DATA = {
     "rf_attention",
     data="sets",
     defaults={"lr": 1e-2},
-    data_defaults=RF_DATA,
+    data_defaults={k: v for k, v in RF_DATA.items() if k != "dim"},
+    shared=("dim",),
     paper="Fu, Guo, Bai, Mei, What can a Single Attention Layer Learn? A Study Through the "
     "Random Features Lens (NeurIPS 2023)",
 )
@@ -298,7 +293,8 @@ class RFAttention(RandomFeatureModel):
     "rf_mlp",
     data="sets",
     defaults={"lr": 1e-2},
-    data_defaults=RF_DATA,
+    data_defaults={k: v for k, v in RF_DATA.items() if k not in ("n_set", "dim")},
+    shared=("n_set", "dim"),
     paper="Fu, Guo, Bai, Mei (2023): the standard two-layer random-feature baseline",
 )
 class RFMLP(RandomFeatureModel):
@@ -350,9 +346,9 @@ class RFMLP(RandomFeatureModel):
     "lowrank_attention",
     data="sets",
     defaults={"lr": 3e-3, "scheduler": "cosine"},
+    shared=("dim",),
     data_defaults={
         "n_set": 17,
-        "dim": 64,
         "sampler": "sphere",
         "target": "nearest_neighbour",
         "resample": True,

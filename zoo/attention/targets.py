@@ -1,6 +1,6 @@
 """Exact targets of the attention family: permutation-invariant in the keys.
 
-Convention (shared with :mod:`zoo.ansatz.data`): an input ``x: (B, N+1, d)`` holds the query
+Convention (shared with :mod:`zoo.sets`): an input ``x: (B, N+1, d)`` holds the query
 ``x₀ = x[:, 0]`` and the keys ``x₁..x_N = x[:, 1:]``, all on the unit sphere S^{d−1}.
 
 Targets of the random-feature-attention paper (Fu, Guo, Bai, Mei) are averages over the keys
@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from zoo.ansatz.data import register_target
+from zoo.sets import register_target
 
 __all__ = [
     "TARGETS",

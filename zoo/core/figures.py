@@ -11,39 +11,31 @@ Its parameters (with defaults) mirror ``recipes/configs/fig/<name>.yaml``.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["get_figure", "list_figures", "register_figure"]
+from zoo.core.registry import Registry
+
+__all__ = ["FIGURES", "get_figure", "list_figures", "register_figure"]
 
 FigureFn = Callable[..., list[Path]]
-_FIGURES: dict[str, FigureFn] = {}
+FIGURES: Registry[FigureFn] = Registry("figure")
 
 
 def register_figure(name: str) -> Callable[[FigureFn], FigureFn]:
     """Decorator registering a figure function under ``name``."""
-
-    def deco(fn: FigureFn) -> FigureFn:
-        _FIGURES[name] = fn
-        return fn
-
-    return deco
+    return FIGURES.register(name)
 
 
 def list_figures() -> list[str]:
     """Sorted registered figure names."""
-    return sorted(_FIGURES)
+    return FIGURES.names()
 
 
 def get_figure(name: str) -> FigureFn:
     """The figure function ``name``; unknown names list the valid ones."""
-    if name not in _FIGURES:
-        close = difflib.get_close_matches(name, list(_FIGURES), n=3)
-        hint = f" Did you mean {close}?" if close else ""
-        raise ValueError(f"unknown figure {name!r}.{hint} Valid figures: {list_figures()}")
-    return _FIGURES[name]
+    return FIGURES.get(name)
 
 
 def run_figure(name: str, out_dir: str | Path, **params: Any) -> list[Path]:

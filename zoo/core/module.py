@@ -6,8 +6,10 @@ from typing import Annotated, Any, Literal
 
 import pytorch_lightning as pl
 import torch
+from torch import Tensor
 
 from zoo.core.config import Interval
+from zoo.core.registry import check_shared
 
 __all__ = ["ZooModule"]
 
@@ -29,6 +31,12 @@ class ZooModule(pl.LightningModule):
         zoo_data_config: the data config (``{"name": ..., ...}``) the model trains on.
         zoo_metrics: measured metrics carried by a loaded checkpoint (``{}`` when fresh).
         monitor, monitor_mode: the validation metric that selects the exported weights.
+
+    The model↔data contract: a model never touches the datamodule object. It reads the
+    config of the data it runs on through :attr:`data_config`, and a model that must see the
+    whole training split before its first step (a closed-form fit, an output standardisation)
+    implements :meth:`on_train_split`. :meth:`setup` checks, once per stage, that an attached
+    datamodule agrees with the model on the keys they share (see ``register_model(shared=)``).
     """
 
     zoo_name: str | None = None
@@ -50,6 +58,49 @@ class ZooModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.zoo_metrics = {}
+        self._attached_data_config: dict[str, Any] | None = None
+
+    # -- the model↔data contract -----------------------------------------------------------
+    @property
+    def data_config(self) -> dict[str, Any]:
+        """Config of the data the model runs on: the attached datamodule's while a trainer
+        runs one (e.g. fresh evaluation data), else the training data's :attr:`zoo_data_config`.
+        """
+        return dict(self._attached_data_config or self.zoo_data_config or {})
+
+    def _datamodule(self) -> Any:
+        trainer = self._trainer
+        return getattr(trainer, "datamodule", None) if trainer is not None else None
+
+    def setup(self, stage: str) -> None:
+        """Check the attached datamodule against the shared keys and record its config.
+
+        Subclasses that override ``setup`` call ``super().setup(stage)``.
+        """
+        config = getattr(self._datamodule(), "config", None)
+        self._attached_data_config = dict(config) if config else None
+        if config:
+            check_shared(self.zoo_name, self.hparams, config)
+            if not self.zoo_data_config:
+                self.zoo_data_config = dict(config)
+
+    def teardown(self, stage: str) -> None:
+        self._attached_data_config = None
+
+    def on_train_split(self, split: tuple[Tensor, ...]) -> None:
+        """Called once at the start of training with the whole training split
+        ``(inputs, targets, ...)`` on the training device; default: nothing."""
+
+    def on_train_start(self) -> None:
+        if type(self).on_train_split is ZooModule.on_train_split:
+            return
+        dm = self._datamodule()
+        if not hasattr(dm, "split"):
+            raise ValueError(
+                f"{type(self).__name__} fits on the whole training split: train it with a zoo "
+                "datamodule (zoo.create_datamodule(model))"
+            )
+        self.on_train_split(tuple(t.to(self.device) for t in dm.split("train")))
 
     @property
     def zoo_config(self) -> dict[str, Any]:

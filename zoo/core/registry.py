@@ -1,16 +1,23 @@
-"""One registry of model names (timm style): names are the API.
+"""Registries: one generic name → entry mechanism, and the model/datamodule registries.
+
+:class:`Registry` is what every registry in the zoo is (models, datamodules, set samplers and
+targets, figures): names are the API (timm style), listing is sorted, unknown names get
+close-match suggestions and the valid list, and re-using a name for a different entry fails.
 
 A model is registered with :func:`register_model` next to its class, together with the
-datamodule it trains on and that datamodule's defaults. :func:`create` builds a fresh,
-validated LightningModule from a name; :func:`create_datamodule` builds the matching data.
+datamodule it trains on, that datamodule's defaults, and the hyper-parameters the model
+*shares* with its data (e.g. a U-Net's ``depth`` is the tree depth of its data). One function,
+:meth:`ModelSpec.configs`, turns user overrides into a consistent (model, data) config pair;
+:func:`create` and :func:`create_datamodule` build from it.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+import fnmatch
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from zoo.core.config import validate_kwargs
 
@@ -20,7 +27,10 @@ if TYPE_CHECKING:
     from zoo.core.module import ZooModule
 
 __all__ = [
+    "DATAMODULES",
+    "MODELS",
     "ModelSpec",
+    "Registry",
     "create",
     "create_datamodule",
     "get_datamodule_class",
@@ -31,19 +41,100 @@ __all__ = [
     "register_model",
 ]
 
+E = TypeVar("E")
 T = TypeVar("T", bound=type)
+
+
+class Registry(Generic[E]):
+    """Named entries of one ``kind`` (``"model"``, ``"target"``, ...).
+
+    Args:
+        kind: what an entry is, for error messages ("unknown target 'x'").
+        identity: maps an entry to what makes two registrations "the same" (default: the
+            entry itself); re-registering the same name with the same identity is a no-op
+            (module re-import), with another one a ``ValueError``.
+
+    Example::
+
+        SAMPLERS: Registry[SamplerFn] = Registry("sampler")
+
+        @SAMPLERS.register("gaussian")
+        def gaussian(n, n_set, dim, generator, device): ...
+
+        SAMPLERS.get("gausian")  # ValueError: unknown sampler 'gausian'. Did you mean ...
+    """
+
+    def __init__(self, kind: str, identity: Callable[[E], Any] | None = None) -> None:
+        self.kind = kind
+        self._identity = identity or (lambda e: e)
+        self._entries: dict[str, E] = {}
+
+    def add(self, name: str, entry: E) -> E:
+        """Register ``entry`` as ``name``; returns ``entry``."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a {self.kind} name must be a non-empty str, got {name!r}")
+        old = self._entries.get(name)
+        if old is not None and self._identity(old) is not self._identity(entry):
+            raise ValueError(
+                f"{self.kind} name {name!r} is already registered to {self._identity(old)!r}; "
+                f"pick another name"
+            )
+        self._entries[name] = entry
+        return entry
+
+    def register(self, name: str) -> Callable[[E], E]:
+        """Decorator form of :meth:`add` for entries that are the decorated object."""
+        return lambda entry: self.add(name, entry)
+
+    def unknown(self, name: Any) -> ValueError:
+        """The error for an unknown ``name``: close matches first, then every valid name."""
+        valid = self.names()
+        close = difflib.get_close_matches(name, valid, n=3) if isinstance(name, str) else []
+        hint = f" Did you mean {close}?" if close else ""
+        return ValueError(f"unknown {self.kind} {name!r}.{hint} Valid {self.kind}s: {valid}")
+
+    def get(self, name: str) -> E:
+        """The entry of ``name``; unknown names raise :meth:`unknown`."""
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            raise self.unknown(name) from None
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Sorted names, optionally filtered by a ``fnmatch`` pattern."""
+        return sorted(n for n in self._entries if pattern is None or fnmatch.fnmatch(n, pattern))
+
+    def items(self) -> list[tuple[str, E]]:
+        """``(name, entry)`` pairs sorted by name."""
+        return sorted(self._entries.items())
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (tests that register temporary entries)."""
+        self._entries.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a registered name stands for.
+    """What a registered model name stands for.
 
     Attributes:
-        name: registry name (= recipe config name = checkpoint folder name).
+        name: registry name (= Hydra ``model=`` choice = checkpoint folder name).
         cls: the LightningModule class.
         defaults: overrides of ``cls.__init__`` defaults that define this name.
         data: registered datamodule name.
         data_defaults: overrides of the datamodule's defaults for this model.
+        shared: model hyper-parameter → data key that must hold the same value (a U-Net's
+            ``depth`` is its data's tree depth). The data takes the model's value unless only
+            the data key is set; setting both to different values is an error.
         description: one line for ``list_models`` tables and model cards.
         paper: the result the model reproduces (model cards).
     """
@@ -53,28 +144,64 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     data: str = ""
     data_defaults: dict[str, Any] = field(default_factory=dict)
+    shared: dict[str, str] = field(default_factory=dict)
     description: str = ""
     paper: str = ""
 
+    @property
+    def family(self) -> str:
+        """The family package the model lives in (``graphs``, ``ansatz``, ...)."""
+        parts = self.cls.__module__.split(".")
+        return parts[1] if len(parts) > 1 and parts[0] == "zoo" else parts[0]
+
+    def configs(
+        self, model: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The validated ``(model kwargs, data config)`` pair for these overrides.
+
+        The one place a data config is written: registry defaults ⊕ overrides, with every
+        :attr:`shared` key reconciled. Nothing is built, so a bad value fails first.
+
+        Args:
+            model: model hyper-parameters the user set.
+            data: data keys the user set (without ``name``).
+
+        Raises:
+            ValueError: on invalid values, or a shared key set to different values on the
+                two sides (naming both keys).
+        """
+        model, data = dict(model or {}), dict(data or {})
+        data.pop("name", None)
+        m = {**self.defaults, **model}
+        d = {**self.data_defaults, **data}
+        for mk, dk in self.shared.items():
+            if mk in model and dk in data and _plain(model[mk]) != _plain(data[dk]):
+                raise ValueError(
+                    f"model.{mk}={model[mk]!r} contradicts data.{dk}={data[dk]!r} for model "
+                    f"{self.name!r}: they must be equal; set model.{mk} alone and the data follows"
+                )
+            if dk in data and mk not in model:
+                m[mk] = data[dk]
+        m = validate_kwargs(self.cls, m, what=f"model {self.name!r}")
+        for mk, dk in self.shared.items():
+            d[dk] = m[mk]
+        return m, _data_config({"name": self.data, **d})
+
     def model_config(self, **overrides: Any) -> dict[str, Any]:
         """Full, validated ``__init__`` kwargs of this model (defaults ⊕ overrides)."""
-        return validate_kwargs(
-            self.cls, {**self.defaults, **overrides}, what=f"model {self.name!r}"
-        )
+        return self.configs(overrides)[0]
 
     def data_config(self, **overrides: Any) -> dict[str, Any]:
-        """Full, validated datamodule config, including its ``name``."""
-        return _data_config({"name": self.data, **self.data_defaults, **overrides})
+        """Full, validated data config (with its ``name``) of the default model."""
+        return self.configs(None, overrides)[1]
 
 
-_MODELS: dict[str, ModelSpec] = {}
-_DATAMODULES: dict[str, type] = {}
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
-def _unknown(kind: str, name: str, valid: list[str]) -> ValueError:
-    close = difflib.get_close_matches(name, valid, n=3)
-    hint = f" Did you mean {close}?" if close else ""
-    return ValueError(f"unknown {kind} {name!r}.{hint} Valid {kind}s: {sorted(valid)}")
+MODELS: Registry[ModelSpec] = Registry("model", identity=lambda spec: spec.cls)
+DATAMODULES: Registry[type] = Registry("datamodule")
 
 
 def register_model(
@@ -83,30 +210,41 @@ def register_model(
     data: str,
     defaults: Mapping[str, Any] | None = None,
     data_defaults: Mapping[str, Any] | None = None,
+    shared: Mapping[str, str] | tuple[str, ...] = (),
     description: str = "",
     paper: str = "",
 ) -> Callable[[T], T]:
     """Class decorator registering ``name``; stack it to register several names per class.
 
+    ``shared`` lists the hyper-parameters the model shares with its data: a tuple of keys
+    with the same name on both sides, or a ``{model_key: data_key}`` mapping.
+
     Example::
 
-        @register_model("gcn_nc", data="sbm", defaults={"conv": "gcn"})
-        @register_model("gnn_nc", data="sbm")
+        @register_model("gcn_nc", data="sbm", defaults={"conv": "gcn"}, shared=("n_classes",))
+        @register_model("gnn_nc", data="sbm", shared=("n_classes",))
         class NodeGNN(ZooModule): ...
     """
+    shared_map = dict(shared) if isinstance(shared, Mapping) else {k: k for k in shared}
 
     def deco(cls: T) -> T:
-        if name in _MODELS and _MODELS[name].cls is not cls:
-            raise ValueError(f"model name {name!r} is already registered to {_MODELS[name].cls}")
-        _MODELS[name] = ModelSpec(
+        spec = ModelSpec(
             name=name,
             cls=cls,
             defaults=dict(defaults or {}),
             data=data,
             data_defaults=dict(data_defaults or {}),
-            description=description or (cls.__doc__ or "").strip().splitlines()[0],
+            shared=shared_map,
+            description=description or next(iter((cls.__doc__ or "").strip().splitlines()), ""),
             paper=paper,
         )
+        clash = sorted(set(spec.data_defaults) & set(shared_map.values()))
+        if clash:
+            raise ValueError(
+                f"model {name!r}: data_defaults {clash} are shared with the model; set them "
+                f"in defaults (the data follows)"
+            )
+        MODELS.add(name, spec)
         return cls
 
     return deco
@@ -116,7 +254,7 @@ def register_datamodule(name: str) -> Callable[[T], T]:
     """Class decorator registering a ``LightningDataModule`` under ``name``."""
 
     def deco(cls: T) -> T:
-        _DATAMODULES[name] = cls
+        DATAMODULES.add(name, cls)
         cls.zoo_name = name
         return cls
 
@@ -125,31 +263,22 @@ def register_datamodule(name: str) -> Callable[[T], T]:
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Sorted registered model names, optionally filtered by a ``fnmatch`` pattern."""
-    import fnmatch
-
-    names = sorted(_MODELS)
-    return [n for n in names if pattern is None or fnmatch.fnmatch(n, pattern)]
+    return MODELS.names(pattern)
 
 
 def list_datamodules() -> list[str]:
     """Sorted registered datamodule names."""
-    return sorted(_DATAMODULES)
+    return DATAMODULES.names()
 
 
 def get_spec(name: str) -> ModelSpec:
     """The :class:`ModelSpec` of ``name``; unknown names list the valid ones."""
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise _unknown("model", name, list(_MODELS)) from None
+    return MODELS.get(name)
 
 
 def get_datamodule_class(name: str) -> type:
     """The datamodule class registered as ``name``."""
-    try:
-        return _DATAMODULES[name]
-    except KeyError:
-        raise _unknown("datamodule", name, list(_DATAMODULES)) from None
+    return DATAMODULES.get(name)
 
 
 def _data_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,16 +290,34 @@ def _data_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {"name": name, **validate_kwargs(cls, cfg, what=f"datamodule {name!r}")}
 
 
+def check_shared(name: str | None, hparams: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+    """Raise if the model ``name`` with ``hparams`` and the data config ``data`` disagree on
+    a shared key (naming both keys); a no-op for unregistered names."""
+    if name is None or name not in MODELS:
+        return
+    bad = [
+        f"model.{mk}={hparams[mk]!r} vs data.{dk}={data[dk]!r}"
+        for mk, dk in MODELS.get(name).shared.items()
+        if mk in hparams and dk in data and _plain(hparams[mk]) != _plain(data[dk])
+    ]
+    if bad:
+        raise ValueError(
+            f"model {name!r} and its data disagree on shared keys: {'; '.join(bad)}; build the "
+            "data with zoo.create_datamodule(model) or set the model's value"
+        )
+
+
 def create(name: str, **overrides: Any) -> ZooModule:
     """A fresh (untrained) model registered as ``name``, with validated ``overrides``.
 
-    The returned module knows its registry name (``module.zoo_name``) and the default data
-    config it is meant to train on (``module.zoo_data_config``).
+    The returned module knows its registry name (``module.zoo_name``) and the data config
+    it is meant to train on (``module.zoo_data_config``), which follows the shared keys:
+    ``create("unet_bp", depth=4)`` trains on depth-4 trees.
     """
-    spec = get_spec(name)
-    module = spec.cls(**spec.model_config(**overrides))
+    model_cfg, data_cfg = get_spec(name).configs(overrides)
+    module = MODELS.get(name).cls(**model_cfg)
     module.zoo_name = name
-    module.zoo_data_config = spec.data_config()
+    module.zoo_data_config = data_cfg
     return module
 
 
@@ -179,17 +326,24 @@ def create_datamodule(
 ) -> pl.LightningDataModule:
     """The datamodule for ``ref`` with validated ``overrides`` (e.g. ``seed=1``).
 
-    ``ref`` is a module from :func:`create`/``zoo.load`` (its training data config), a
-    registered model name (its default data), or a data config mapping with a ``name``.
+    ``ref`` is a module from :func:`create`/``zoo.load`` (its training data config; an
+    override that contradicts the model's shared keys raises), a registered model name (its
+    default data, shared keys following ``overrides``), or a data config mapping with a ``name``.
     """
     if isinstance(ref, str):
-        base = get_spec(ref).data_config()
-    elif isinstance(ref, Mapping):
-        base = dict(ref)
+        cfg = get_spec(ref).data_config(**overrides)
     else:
-        base = dict(getattr(ref, "zoo_data_config", None) or {})
-        if not base:
-            raise ValueError("this module carries no data config; build it with zoo.create/load")
-    cfg = _data_config({**base, **overrides})
+        if isinstance(ref, Mapping):
+            base = dict(ref)
+        else:
+            base = dict(getattr(ref, "zoo_data_config", None) or {})
+            if not base:
+                raise ValueError(
+                    "this module carries no data config; build it with zoo.create/load"
+                )
+        cfg = _data_config({**base, **overrides})
+        if not isinstance(ref, Mapping):
+            check_shared(ref.zoo_name, ref.hparams, cfg)
+    cfg = dict(cfg)
     name = cfg.pop("name")
     return get_datamodule_class(name)(**cfg)

@@ -416,6 +416,7 @@ QUICK_DATA = {"n_train": 32, "n_val": 4, "n_test": 8, "batch_size": 1}
     data="sbm",
     defaults=PAPER_OPTIMIZER,
     data_defaults=QUICK_DATA,
+    shared=("n_classes", "feature_dim"),
     paper=PAPER,
 )
 class MeanGNN(GNNCollapse):
@@ -455,6 +456,7 @@ class MeanGNN(GNNCollapse):
     data="sbm",
     defaults=PAPER_OPTIMIZER,
     data_defaults=QUICK_DATA,
+    shared=("n_classes", "feature_dim"),
     paper=PAPER,
 )
 class GCNCollapse(GNNCollapse):

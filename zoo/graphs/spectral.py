@@ -257,6 +257,7 @@ def predict(embedding: Tensor, num_classes: int, batch: Tensor | None = None) ->
     "spectral_sbm",
     data="sbm",
     data_defaults={"n_train": 1, "n_val": 10, "n_test": 100, "batch_size": 10},
+    shared=("n_classes",),
     paper="Kothapalli, Tirer & Bruna, A Neural Collapse Perspective on Feature Evolution in "
     "Graph Neural Networks (NeurIPS 2023): spectral baseline",
 )

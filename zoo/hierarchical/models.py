@@ -41,6 +41,7 @@ PAPER = (
     "in Generative Hierarchical Models' (2024)"
 )
 _SIZE_KEYS = ("n_symbols", "branching", "depth")
+_GRAMMAR_KEYS = (*_SIZE_KEYS, "grammar", "grammar_seed", "n_rules", "concentration")
 
 
 class _Film(nn.Module):
@@ -107,32 +108,18 @@ class _BPModule(ZooModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._ref: Grammar | None = None
+        self._ref: tuple[tuple, Grammar] | None = None
 
     def grammar(self) -> Grammar | None:
-        """The exact reference: the attached GHM datamodule's grammar, else the data config's."""
-        trainer = self._trainer
-        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
-        if dm is not None and hasattr(dm, "grammar"):
-            return dm.grammar
-        cfg = self.zoo_data_config or {}
+        """The exact reference: the grammar of :attr:`data_config` (``None`` for non-GHM data),
+        rebuilt only when the grammar keys or the device change."""
+        cfg = self.data_config
         if cfg.get("name") != "ghm":
             return None
-        if self._ref is None or self._ref.device != self.device:
-            self._ref = build_grammar(cfg).to(self.device)
-        return self._ref
-
-    def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        hp = getattr(dm, "hparams", None)
-        if hp is None or not all(k in hp for k in _SIZE_KEYS):
-            return
-        bad = {k: (self.hparams[k], hp[k]) for k in _SIZE_KEYS if self.hparams[k] != hp[k]}
-        if bad:
-            raise ValueError(
-                f"model and data disagree on the tree sizes (model, data): {bad}; set the "
-                f"model's {sorted(bad)} to the data's"
-            )
+        key = (*(cfg[k] for k in _GRAMMAR_KEYS), self.device)
+        if self._ref is None or self._ref[0] != key:
+            self._ref = (key, build_grammar(cfg).to(self.device))
+        return self._ref[1]
 
     def _leaves_len(self) -> int:
         return self.hparams.branching**self.hparams.depth
@@ -141,6 +128,7 @@ class _BPModule(ZooModule):
 @register_model(
     "unet_bp_sigma",
     data="ghm",
+    shared=_SIZE_KEYS,
     defaults={"sigma_cond": True},
     data_defaults={"task": "denoising", "sigma_dist": "loguniform"},
     description="σ-conditioned U-Net denoiser of GHM sequences, usable as a diffusion score model.",
@@ -149,6 +137,7 @@ class _BPModule(ZooModule):
 @register_model(
     "unet_bp_noskip",
     data="ghm",
+    shared=_SIZE_KEYS,
     defaults={"skips": False},
     data_defaults={"task": "denoising"},
     description="Baseline: unet_bp without its long skips (a plain conv encoder-decoder).",
@@ -157,6 +146,7 @@ class _BPModule(ZooModule):
 @register_model(
     "unet_bp",
     data="ghm",
+    shared=_SIZE_KEYS,
     data_defaults={"task": "denoising"},
     paper=PAPER,
 )
@@ -286,9 +276,7 @@ class UNetBP(_BPModule):
             return
         from zoo.hierarchical.diffusion import sample, sample_quality
 
-        cfg = self.zoo_data_config or {}
-        dm = getattr(self.trainer, "datamodule", None)
-        hp = getattr(dm, "hparams", cfg)
+        hp = self.data_config
         gen = torch.Generator(device=self.device).manual_seed(int(hp.get("seed", 0)))
         n, steps = self.hparams.diffusion_samples, self.hparams.diffusion_steps
         if self.trainer.fast_dev_run:  # a smoke test: exercise the sampler, cheaply
@@ -314,6 +302,7 @@ class UNetBP(_BPModule):
 @register_model(
     "convnet_bp",
     data="ghm",
+    shared=_SIZE_KEYS,
     data_defaults={"task": "classification"},
     paper=PAPER,
 )

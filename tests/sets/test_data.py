@@ -9,15 +9,13 @@ import pytest
 import torch
 
 import zoo
-from zoo.ansatz.data import (
-    _TARGETS,
+from zoo.ansatz.targets import calogero_log, hermite_functions, normalized_power_sums
+from zoo.sets import (
+    TARGETS,
     SetDataModule,
-    calogero_log,
     evaluate_target,
     get_target,
-    hermite_functions,
     list_targets,
-    normalized_power_sums,
     register_target,
     sample_sets,
 )
@@ -130,7 +128,7 @@ def test_target_registry_accepts_vector_valued_key_targets() -> None:
     assert y.shape == (16, 2) and dm.symmetry == "invariant_in_keys"
     with pytest.raises(ValueError, match="symmetry"):
         register_target("_bad", symmetry="chiral")  # type: ignore[arg-type]
-    _TARGETS.pop("_test_query_key_mean")
+    TARGETS.remove("_test_query_key_mean")
 
 
 def test_datamodule_is_deterministic_and_splits_differ() -> None:
