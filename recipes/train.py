@@ -25,7 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CONFIG_DIR, log, plain, wandb_has_credentials
+from _common import CONFIG_DIR, log, model_and_data, plain, wandb_has_credentials
 
 import zoo
 from zoo.core.checkpoint import headline_metrics, save_checkpoint
@@ -67,10 +67,10 @@ def train(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
     """
     pl.seed_everything(cfg.seed, workers=True)
     # Build (and so validate) model and data before any trainer or logger exists.
-    mcfg, dcfg = plain(cfg.model), plain(cfg.data)
-    model = zoo.create(mcfg.pop("name"), **mcfg)
-    datamodule = zoo.create_datamodule(dcfg)
-    model.zoo_data_config = {"name": dcfg["name"], **dict(datamodule.hparams)}
+    name, mcfg, dcfg = model_and_data(cfg)
+    model = zoo.create(name, **mcfg)
+    model.zoo_data_config = dcfg  # the data it trains on, reconciled with the model
+    datamodule = zoo.create_datamodule(model)
 
     logger = build_logger(cfg)
     callbacks = build_callbacks(cfg, model)

@@ -44,6 +44,8 @@ def compose_cfg() -> Iterator[Callable[..., object]]:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    import _common  # noqa: F401  (stores the registry's model/data configs in Hydra)
+
     def _compose(config_name: str, overrides: list[str], output_dir: Path):
         GlobalHydra.instance().clear()
         with initialize_config_dir(str(RECIPES / "configs"), version_base="1.3"):

@@ -1,7 +1,12 @@
-"""``python -m zoo``: the registered models, their data and shipped checkpoints' metrics."""
+"""``python -m zoo``: the registered models, their data and shipped checkpoints' metrics.
+
+    python -m zoo                 # table of every registered model
+    python -m zoo show unet_bp    # its full model + data config (registry defaults)
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from rich.console import Console
@@ -11,8 +16,8 @@ import zoo
 from zoo.core.checkpoint import CONFIG_NAME, checkpoints_root, headline_metrics
 
 
-def main() -> None:
-    """Print a table of every registered model (name, family, data, description, metrics)."""
+def list_table() -> Table:
+    """A table of every registered model (name, family, data, description, metrics)."""
     table = Table(title=f"zoo {zoo.__version__}: registered models")
     for col in ("model", "family", "data", "description", "pretrained test metrics"):
         table.add_column(col)
@@ -22,10 +27,33 @@ def main() -> None:
         metrics = json.loads(cfg_path.read_text()).get("metrics", {}) if cfg_path.is_file() else {}
         items = sorted(headline_metrics(metrics).items())[:4]
         shown = ", ".join(f"{k.removeprefix('test/')}={v:.3g}" for k, v in items)
-        table.add_row(
-            name, spec.cls.__module__.split(".")[1], spec.data, spec.description, shown or "—"
-        )
-    Console().print(table)
+        table.add_row(name, spec.family, spec.data, spec.description, shown or "—")
+    return table
+
+
+def show(name: str) -> str:
+    """The full model and data config of ``name`` as JSON, with the keys they share."""
+    spec = zoo.get_spec(name)
+    model, data = spec.configs()
+    out = {"model": {"name": name, **model}, "data": data, "shared": spec.shared}
+    return json.dumps(out, indent=2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m zoo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("list", help="table of the registered models (the default)")
+    p_show = sub.add_parser("show", help="a model's full model + data config")
+    p_show.add_argument("name")
+    args = parser.parse_args(argv)
+    console = Console()
+    if args.command == "show":
+        try:
+            console.print_json(show(args.name))
+        except ValueError as e:
+            parser.exit(2, f"error: {e}\n")
+    else:
+        console.print(list_table())
 
 
 if __name__ == "__main__":

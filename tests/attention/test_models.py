@@ -7,8 +7,8 @@ import pytorch_lightning as pl
 import torch
 
 import zoo
+from zoo.attention import LowRankAttention, NormalisedError, RFAttention
 from zoo.attention import targets as T
-from zoo.attention.models import LowRankAttention, NormalisedError, RFAttention
 from zoo.attention.ridge import ridge_objective, ridge_solve
 
 

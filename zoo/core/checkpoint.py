@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from zoo.core.module import ZooModule
 from zoo.core.registry import create, get_spec
+from zoo.core.version import __version__
 
 __all__ = [
     "CARD_NAME",
@@ -79,7 +80,7 @@ def model_card(config: Mapping[str, Any], extra: str = "") -> str:
     model, data = dict(config["model"]), dict(config["data"])
     name = model.pop("name")
     spec = get_spec(name)
-    family = spec.cls.__module__.split(".")[1] if spec.cls.__module__.count(".") else "core"
+    family = spec.family
     metrics = config.get("metrics", {})
     lines = [
         "---",
@@ -149,8 +150,6 @@ def save_checkpoint(
     """
     if not module.zoo_name:
         raise ValueError("module has no zoo_name: build it with zoo.create(name) or zoo.load")
-    from zoo import __version__
-
     directory = Path(directory)
     config = module.zoo_config
     if data_config is not None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -35,6 +37,7 @@ __all__ = [
     "create_datamodule",
     "get_datamodule_class",
     "get_spec",
+    "import_submodules",
     "list_datamodules",
     "list_models",
     "register_datamodule",
@@ -347,3 +350,21 @@ def create_datamodule(
     cfg = dict(cfg)
     name = cfg.pop("name")
     return get_datamodule_class(name)(**cfg)
+
+
+def import_submodules(package: str) -> list[str]:
+    """Import every public module and subpackage of ``package`` so that their registrations
+    run; a new file in a family registers itself without touching any ``__init__``.
+
+    Returns:
+        The imported module names, sorted (modules starting with ``_`` are skipped).
+    """
+    path = importlib.import_module(package).__path__
+    names = sorted(
+        info.name
+        for info in pkgutil.iter_modules(path, prefix=f"{package}.")
+        if not info.name.rpartition(".")[2].startswith("_")
+    )
+    for name in names:
+        importlib.import_module(name)
+    return names

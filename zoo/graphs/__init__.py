@@ -1,8 +1,9 @@
-"""SBM graphs and GNN neural collapse (SPEC §3)."""
+"""SBM graphs and neural collapse of GNN features (Kothapalli, Tirer & Bruna, NeurIPS 2023).
 
-from zoo.graphs import (
-    data,  # noqa: F401  (registers the "sbm" datamodule)
-    figures,  # noqa: F401  (registers the gnn_nc_* figures)
-    models,  # noqa: F401  (registers gnn_nc, gcn_nc)
-    spectral,  # noqa: F401  (registers "spectral_sbm")
-)
+Importing the package registers everything in it: the ``sbm`` datamodule, the models
+``gnn_nc``, ``gcn_nc``, ``spectral_sbm`` and the ``gnn_nc_*`` figures. See docs/graphs.md.
+"""
+
+from zoo.core.registry import import_submodules
+
+import_submodules(__name__)

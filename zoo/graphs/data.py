@@ -1,4 +1,4 @@
-"""Stochastic block model graphs: an O(N + E) sampler and the ``sbm`` datamodule (SPEC §3).
+"""Stochastic block model graphs: an O(N + E) sampler and the ``sbm`` datamodule.
 
 The SBM with block sizes ``n_1..n_C`` and edge-probability matrix ``P`` (C × C) puts an
 edge between nodes ``i ∈ block r`` and ``j ∈ block s`` (``i ≠ j``) independently with

@@ -1,4 +1,4 @@
-"""Node-classification GNNs on SBM graphs for the neural-collapse study (SPEC §3).
+"""Node-classification GNNs on SBM graphs for the neural-collapse study.
 
 Both models share the reference architecture of Kothapalli, Tirer & Bruna (2023)::
 
@@ -405,7 +405,7 @@ class GNNCollapse(ZooModule):
         return "\n".join(head + parts)
 
 
-# Shared by gnn_nc and gcn_nc: the paper's SGD settings (SPEC §3), and default data small
+# Shared by gnn_nc and gcn_nc: the paper's SGD settings, and default data small
 # enough for the quick-start run (experiment=<name> holds the paper-scale data).
 PAPER_OPTIMIZER = {"optimizer": "sgd", "lr": 4e-3, "momentum": 0.9, "weight_decay": 5e-4}
 QUICK_DATA = {"n_train": 32, "n_val": 4, "n_test": 8, "batch_size": 1}

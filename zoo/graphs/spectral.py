@@ -1,6 +1,7 @@
 """Spectral community detection by projected power iteration, and the ``spectral_sbm`` model.
 
-Two operators on a (batch of) undirected graph(s) ``A`` with degrees ``D`` (SPEC §3):
+Two operators on a (batch of) undirected graph(s) ``A`` with degrees ``D``
+(the spectral baselines of Kothapalli, Tirer & Bruna, 2023):
 
 - normalised Laplacian ``L = I − D^{-1/2} A D^{-1/2}``: the informative eigenvectors are
   those of the smallest non-trivial eigenvalues. Power iteration runs on the shifted

@@ -1,9 +1,12 @@
-"""Generative hierarchical models, exact belief propagation, U-Net/ConvNet BP models (SPEC §2).
+"""Generative hierarchical models, exact belief propagation, U-Net/ConvNet BP models
+(Mei, "U-Nets as Belief Propagation", 2024, on the Random Hierarchy Model of Petrini,
+Cagnetta, Wyart et al.).
 
-Registers the ``ghm`` datamodule and the models ``unet_bp``, ``unet_bp_sigma``,
-``unet_bp_noskip`` and ``convnet_bp``; ``zoo.hierarchical.figures`` registers the figures.
+Importing the package registers everything in it: the ``ghm`` datamodule, the models
+``unet_bp``, ``unet_bp_sigma``, ``unet_bp_noskip``, ``convnet_bp`` and their figures.
+See docs/hierarchical.md.
 """
 
-from zoo.hierarchical import data, models  # noqa: F401  (registration side effects)
+from zoo.core.registry import import_submodules
 
-from zoo.hierarchical import figures  # noqa: F401  isort: skip
+import_submodules(__name__)

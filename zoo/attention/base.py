@@ -1,0 +1,225 @@
+"""Shared pieces of the attention family: input check, activations, metric, base modules.
+
+Inputs ``x: (B, N+1, d)``: the query ``x₀ = x[:, 0]`` and the keys ``x₁..x_N = x[:, 1:]``
+(uniform on S^{d−1} in the registered data).
+
+Every model reports, per split, the squared error summed over outputs,
+``loss = mean_b ‖f(x_b) − y_b‖²`` (= MSE·k; for the nearest-neighbour target, MSE·d), and two
+normalised versions: ``error = loss / mean_b ‖y_b‖²`` (predicting 0 scores 1; for unit-vector
+labels this is exactly MSE·d) and ``risk = loss / mean_b ‖y_b − ȳ‖²`` (predicting the mean
+scores 1).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import Metric
+
+from zoo.attention.ridge import ridge_objective, ridge_solve
+from zoo.core import Interval, ZooModule
+
+__all__ = [
+    "RF_DATA",
+    "Activation",
+    "EvaluatedModule",
+    "NormalisedError",
+    "RandomFeatureModel",
+    "apply_activation",
+    "check_set_input",
+]
+
+Activation = Literal["relu", "tanh", "gelu", "exp"]
+
+# rf_attention and its rf_mlp baseline train on the same data, so their risks compare.
+RF_DATA = {
+    "n_set": 9,
+    "dim": 8,
+    "sampler": "sphere",
+    "target": "key_exp",
+    "target_params": {"beta": 1.0},
+}
+
+
+def apply_activation(name: str, s: Tensor) -> Tensor:
+    """σ(s) elementwise for σ one of :data:`Activation`; any shape in, same shape out."""
+    if name == "relu":
+        return F.relu(s)
+    if name == "tanh":
+        return torch.tanh(s)
+    if name == "gelu":
+        return F.gelu(s)
+    return torch.exp(s)
+
+
+def check_set_input(x: Tensor, d: int) -> None:
+    """Raise ``ValueError`` unless ``x: (B, N+1, d)`` with N >= 1 (a query and a key)."""
+    if x.dim() != 3 or x.shape[1] < 2 or x.shape[2] != d:
+        raise ValueError(f"expected x: (B, N+1, {d}) (query + >= 1 key), got {tuple(x.shape)}")
+
+
+class NormalisedError(Metric):
+    """Accumulates ``loss``, ``error`` and ``risk`` (see module docstring) over batches.
+
+    Sums are reduced across DDP ranks, so the ratio is the exact full-split value.
+    """
+
+    full_state_update = False
+
+    def __init__(self, out_dim: int) -> None:
+        super().__init__()
+        self.out_dim = out_dim  # rows of width out_dim: one per sample, or per point
+        self.add_state("sse", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("sq", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        zeros = torch.zeros(out_dim, dtype=torch.float64)
+        self.add_state("sum_y", default=zeros, dist_reduce_fx="sum")
+        self.add_state("n", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: Tensor, y: Tensor) -> None:
+        pred = pred.reshape(-1, self.out_dim).double()
+        y = y.reshape(-1, self.out_dim).double()
+        self.sse += (pred - y).pow(2).sum()
+        self.sq += y.pow(2).sum()
+        self.sum_y += y.sum(0)
+        self.n += len(y)
+
+    def compute(self) -> dict[str, Tensor]:
+        mean_sq = self.sq / self.n
+        var = mean_sq - (self.sum_y / self.n).pow(2).sum()
+        loss = self.sse / self.n
+        return {"loss": loss, "error": loss / mean_sq, "risk": loss / var}
+
+
+class EvaluatedModule(ZooModule):
+    """Shared train/val/test steps: MSE·k loss, normalised error/risk metrics per split."""
+
+    out_dim: int
+
+    def _setup_metrics(self, out_dim: int) -> None:
+        self.out_dim = out_dim
+        self.metrics = nn.ModuleDict({s: NormalisedError(out_dim) for s in ("val", "test")})
+
+    def loss(self, pred: Tensor, y: Tensor) -> Tensor:
+        """Mean over rows of ‖pred − y‖² (MSE times the output dimension); a row is a sample,
+        or a point for per-point (``self_attention``) outputs."""
+        diff = (pred - y.reshape(pred.shape)).pow(2)
+        return diff.reshape(-1, self.out_dim).sum(1).mean()
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        x, y = batch[0], batch[1]
+        loss = self.loss(self(x), y)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(x), sync_dist=True)
+        return loss
+
+    def eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
+        x, y = batch[0], batch[1]
+        self.metrics[split].update(self(x), y)
+
+    def eval_epoch_end(self, split: str) -> None:
+        values = self.metrics[split].compute()
+        for k, v in values.items():
+            self.log(f"{split}/{k}", v.float(), prog_bar=(k == "error"), sync_dist=False)
+        self.metrics[split].reset()
+
+
+class RandomFeatureModel(EvaluatedModule):
+    """Linear readout on frozen random features, f(x) = Φ(x) V, trained by SGD or ridge.
+
+    Subclasses implement :meth:`features` ``x: (B, N+1, d) → Φ: (B, P)``; ``V: (P, k)`` is the
+    only trained parameter. With ``solver="ridge"`` the recipe's fit sets V to the closed form
+    minimiser of (1/n)‖ΦV − Y‖² + l2‖V‖² over the whole training split (see
+    :mod:`zoo.attention.ridge`) and the training steps only log; with ``solver="sgd"`` the
+    optimiser minimises the same objective (the ``l2`` term is added to the loss).
+    """
+
+    def __init__(
+        self,
+        *,
+        out_dim: Annotated[int, Interval(ge=1)] = 1,
+        solver: Literal["sgd", "ridge"] = "sgd",
+        l2: Annotated[float, Interval(ge=0)] = 0.0,
+        feature_seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._setup_metrics(out_dim)
+        if solver == "ridge":
+            self.automatic_optimization = False
+
+    @property
+    def num_features(self) -> int:
+        """P, the number of random features (= trained parameters per output)."""
+        raise NotImplementedError
+
+    def features(self, x: Tensor) -> Tensor:
+        """Φ(x): (B, P)."""
+        raise NotImplementedError
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.hparams.feature_seed)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """f(x) = Φ(x) V: (B,) when out_dim = 1, else (B, out_dim)."""
+        out = self.features(x) @ self.readout
+        return out[:, 0] if self.out_dim == 1 else out
+
+    def objective(self, x: Tensor, y: Tensor, lam: float | None = None) -> float:
+        """Training objective (1/n)‖Φ(x)V − Y‖_F² + λ‖V‖_F² (λ defaults to ``l2``)."""
+        lam = self.hparams.l2 if lam is None else lam
+        with torch.no_grad():
+            return ridge_objective(self.batched_features(x), y, self.readout, lam)
+
+    @torch.no_grad()
+    def batched_features(self, x: Tensor, chunk: int = 2048) -> Tensor:
+        """Φ(x) computed in chunks of ``chunk`` samples. x: (n, N+1, d) → (n, P)."""
+        return torch.cat([self.features(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+    @torch.no_grad()
+    def fit_ridge(self, x: Tensor, y: Tensor, lam: float | None = None) -> float:
+        """Set V to the closed-form ridge minimiser on ``(x, y)``; return the objective.
+
+        x: (n, N+1, d), y: (n,) or (n, out_dim); ``lam`` defaults to the ``l2``
+        hyper-parameter (it must be > 0 or the minimum-norm least-squares solution is used).
+        """
+        phi = self.batched_features(x)
+        v = ridge_solve(phi, y.reshape(len(y), -1), self.hparams.l2 if lam is None else lam)
+        self.readout.copy_(v.to(self.readout.dtype))
+        return ridge_objective(phi, y, self.readout, self.hparams.l2 if lam is None else lam)
+
+    def model_card_extra(self, metrics: dict[str, Any]) -> str:
+        """Model-card section: target, d, N, number of random features, how V was fitted."""
+        hp, data = self.hparams, dict(self.zoo_data_config or {})
+        fit = (
+            f"closed-form ridge, λ = {hp.l2:g}, on the whole training split"
+            if hp.solver == "ridge"
+            else f"{hp.optimizer} on (1/n)‖ΦV − Y‖² + {hp.l2:g}‖V‖²"
+        )
+        return (
+            "## Setting\n\n"
+            f"Target `{data.get('target')}` {data.get('target_params') or ''} on query + "
+            f"N = {int(data.get('n_set', 1)) - 1} keys uniform on S^(d−1), d = {data.get('dim')}; "
+            f"{self.num_features} frozen random features ({type(self).__name__}); V fitted by "
+            f"{fit}. `test/risk` = MSE / Var(y) on the test split (predicting the mean scores "
+            "1), `test/error` = MSE / E[y²] (predicting 0 scores 1)."
+        )
+
+    def on_train_split(self, split: tuple[Tensor, ...]) -> None:
+        """``solver="ridge"``: V is the closed-form ridge solution on the whole training split."""
+        if self.hparams.solver == "ridge":
+            self.fit_ridge(split[0], split[1])
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        x, y = batch[0], batch[1]
+        if self.hparams.solver == "ridge":  # V is already the closed form: only log
+            with torch.no_grad():
+                loss = self.loss(self(x), y)
+            self.log("train/loss", loss, prog_bar=True, batch_size=len(x), sync_dist=True)
+            return loss
+        mse = self.loss(self(x), y)
+        self.log("train/loss", mse, prog_bar=True, batch_size=len(x), sync_dist=True)
+        if self.hparams.l2 > 0:
+            return mse + self.hparams.l2 * self.readout.pow(2).sum()
+        return mse
