@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pytest
+from pydantic import ValidationError
 
-from zoo.core.config import Interval, validate_kwargs
+from zoo.core.config import Interval, _adapter, hparam_defaults, validate_kwargs
 
 
 class Base:
@@ -49,6 +51,13 @@ def test_unknown_key_lists_valid_keys() -> None:
         ("p", float("nan"), "must not be NaN"),
         ("flag", 1, "flag=1 must be a bool"),
         ("sizes", [1, "a"], r"sizes\[1\]='a' must be an int"),
+        ("sizes", {1, 2}, r"sizes=\{1, 2\} must be a list"),
+        ("sizes", "12", "sizes='12' must be a list"),
+        ("depth", "4", "depth='4' must be an int"),
+        ("lr", True, "lr=True must be a float"),
+        ("lr", "1e-3", "lr='1e-3' must be a float"),
+        ("flag", "yes", "flag='yes' must be a bool"),
+        ("p", 2, r"p=2 is out of range: must be >= 0 and <= 1"),
     ],
 )
 def test_bad_values_name_the_key(key: str, value: object, match: str) -> None:
@@ -72,3 +81,96 @@ def test_omegaconf_values_are_plain() -> None:
 
 def test_interval_str() -> None:
     assert str(Interval(ge=0, lt=1)) == ">= 0 and < 1"
+
+
+class Nested:
+    def __init__(
+        self,
+        beta: list[float] | None = None,
+        grid: list[list[int]] = (),
+        width: Annotated[int, Interval(ge=1)] | None = None,
+        name: str | None = None,
+        n: int | str = 0,
+        extra: dict | None = None,
+        weights: dict[str, float] | None = None,
+        out_dir: Path = Path("."),
+    ) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("beta", [0.5, "x"], r"beta\[1\]='x' must be a float"),
+        ("beta", [0.5, True], r"beta\[1\]=True must be a float"),
+        ("beta", [float("nan")], r"beta\[0\]=nan must not be NaN"),
+        ("beta", [None, "x"], r"beta\[0\]=None must be a float; beta\[1\]='x' must be a float"),
+        ("grid", [[1], [2, "x"]], r"grid\[1\]\[1\]='x' must be an int"),
+        ("width", 0, "width=0 is out of range: must be >= 1"),
+        ("name", 3, "name=3 must be a str"),
+        ("n", 1.5, "n=1.5 must be an int; n=1.5 must be a str"),
+        ("extra", [1], r"extra=\[1\] must be a mapping"),
+        ("weights", {"a": "x"}, r"weights\['a'\]='x' must be a float"),
+        ("out_dir", 3, "out_dir=3 is not a valid path"),
+    ],
+)
+def test_nested_errors_name_the_element(key: str, value: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match) as info:
+        validate_kwargs(Nested, {key: value}, what="model 'm'")
+    assert not isinstance(info.value, ValidationError)
+    assert str(info.value).startswith("invalid hyper-parameter for model 'm': ")
+
+
+def test_nested_coercion() -> None:
+    out = validate_kwargs(
+        Nested,
+        {"beta": (1, 2.5), "grid": ((1, 2), [3]), "width": None, "out_dir": "figs"},
+        what="m",
+    )
+    assert out["beta"] == [1.0, 2.5] and all(type(b) is float for b in out["beta"])
+    assert out["grid"] == [[1, 2], [3]] and type(out["grid"][0]) is list
+    assert out["width"] is None
+    assert out["out_dir"] == Path("figs")
+
+
+def test_float_accepts_int_and_inf_but_not_nan() -> None:
+    out = validate_kwargs(Child, {"lr": 2}, what="m")
+    assert out["lr"] == 2.0 and type(out["lr"]) is float
+    assert validate_kwargs(Child, {"lr": float("inf")}, what="m")["lr"] == float("inf")
+    with pytest.raises(ValueError, match="lr=nan must not be NaN"):
+        validate_kwargs(Child, {"lr": float("nan")}, what="m")
+
+
+def test_omegaconf_nested_in_plain_dict() -> None:
+    from omegaconf import OmegaConf
+
+    out = validate_kwargs(Nested, {"grid": OmegaConf.create([[1], [2]])}, what="m")
+    assert out["grid"] == [[1], [2]] and type(out["grid"]) is list
+
+
+def test_missing_required_key() -> None:
+    def fn(*, n: int, k: int = 1) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="missing required hyper-parameter 'n' for f"):
+        validate_kwargs(fn, {"k": 2}, what="f")
+    assert hparam_defaults(fn) == {"k": 1}
+
+
+def test_parent_parameters_stop_without_var_kwargs() -> None:
+    class Sealed(Base):
+        def __init__(self, depth: int = 1) -> None:
+            super().__init__()
+
+    assert hparam_defaults(Sealed) == {"depth": 1}
+    with pytest.raises(ValueError, match=r"unknown hyper-parameter\(s\) \['lr'\]"):
+        validate_kwargs(Sealed, {"lr": 0.1}, what="m")
+
+
+def test_adapters_are_cached_per_parameter() -> None:
+    validate_kwargs(Child, {"depth": 3}, what="m")
+    before = _adapter.cache_info().hits
+    validate_kwargs(Child, {"depth": 5}, what="m")
+    assert _adapter.cache_info().hits == before + 1
+    assert _adapter(Child, "depth") is _adapter(Child, "depth")
+    assert _adapter(Child, "depth") is not _adapter(Child, "p")

@@ -7,17 +7,19 @@ Bruna, 2024). One architecture per module: :mod:`~zoo.attention.rf_attention`,
 metric and base classes in :mod:`~zoo.attention.base` and the closed-form fit in
 :mod:`~zoo.attention.ridge`.
 
-Importing this package registers the models ``rf_attention``, ``rf_mlp``,
-``lowrank_attention``, the key-invariant targets of :mod:`zoo.attention.targets` in the
-shared ``sets`` datamodule, and the figures ``rf_attention_risk``, ``lowrank_attention_rank``.
+Importing this package imports every module in it, which registers the models
+``rf_attention``, ``rf_mlp``, ``lowrank_attention``, the key-invariant targets of
+:mod:`zoo.attention.targets` in the shared ``sets`` datamodule, and the figures.
 """
 
-from zoo.attention import figures, targets  # noqa: F401  (registration side effects)
 from zoo.attention.base import NormalisedError, RandomFeatureModel
 from zoo.attention.lowrank_attention import LowRankAttention
 from zoo.attention.rf_attention import RFAttention
 from zoo.attention.rf_mlp import RFMLP
 from zoo.attention.ridge import ridge_objective, ridge_solve
+from zoo.core.registry import import_submodules
+
+import_submodules(__name__)  # the rest (targets, figures, ...) registers on import
 
 __all__ = [
     "RFMLP",

@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from zoo.core.module import ZooModule
-from zoo.core.registry import create, get_spec
+from zoo.core.registry import check_shared, create, get_spec
 from zoo.core.version import __version__
 
 __all__ = [
@@ -216,6 +216,10 @@ def load_checkpoint(directory: str | os.PathLike, map_location: str = "cpu") -> 
     except RuntimeError as e:
         raise ValueError(f"weights in {directory} do not fit model {name!r} {hparams}: {e}") from e
     module.zoo_data_config = dict(config.get("data") or module.zoo_data_config or {})
+    try:
+        check_shared(name, module.hparams, module.zoo_data_config)
+    except ValueError as e:
+        raise ValueError(f"{directory / CONFIG_NAME}: {e}") from None
     module.zoo_metrics = dict(config.get("metrics") or {})
     module.eval()
     return module
