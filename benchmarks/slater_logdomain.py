@@ -51,25 +51,29 @@ def main() -> None:
     model = zoo.create("slater", hidden=2 * args.n, **kw).to(dev).eval()
     jas = zoo.create("jastrow", hidden=2 * args.n, **kw).to(dev).eval()
     with torch.no_grad():
-        jas.cusp.fill_(1.5)
+        jas.jastrow.cusp.fill_(1.5)
     g = torch.Generator(device=dev).manual_seed(0)
     x = sample_sets("line", args.batch, args.n, 1, g, dev, std=math.sqrt(args.n / 2))
 
     with torch.no_grad():
         sign, logabs = model.signed_log(x)
-        phi = model.orbital_matrix(x)
+        phi = model.slater.orbital_matrix(x)
         naive32 = torch.linalg.det(phi).sum(-1)
         jl = jas.signed_log(x)[1]
         s64, l64 = model.double().signed_log(x.double())
-        naive64 = torch.linalg.det(model.orbital_matrix(x.double())).sum(-1)
+        naive64 = torch.linalg.det(model.slater.orbital_matrix(x.double())).sum(-1)
         model.float()
 
         t_log = _time(lambda: model.signed_log(x), args.repeats, sync)
-        t_n32 = _time(lambda: torch.linalg.det(model.orbital_matrix(x)).sum(-1), args.repeats, sync)
+        t_n32 = _time(
+            lambda: torch.linalg.det(model.slater.orbital_matrix(x)).sum(-1), args.repeats, sync
+        )
         t_jas = _time(lambda: jas.signed_log(x), args.repeats, sync)
         m64, x64 = model.double(), x.double()
         t_log64 = _time(lambda: m64.signed_log(x64), args.repeats, sync)
-        t_n64 = _time(lambda: torch.linalg.det(m64.orbital_matrix(x64)).sum(-1), args.repeats, sync)
+        t_n64 = _time(
+            lambda: torch.linalg.det(m64.slater.orbital_matrix(x64)).sum(-1), args.repeats, sync
+        )
         model.float()
 
     b = args.batch
@@ -88,7 +92,7 @@ def main() -> None:
     rel = (torch.log(naive64[ok64].abs()) - l64[ok64]).abs()
     q = torch.quantile(rel, torch.tensor([0.5, 0.99], dtype=rel.dtype)).tolist()
     print(f"logdomain64_vs_naive64_abs_log_err median/p99: {q[0]:.1e} / {q[1]:.1e}")
-    c = torch.linalg.cond(model.double().scaled_orbitals(x[:256].double())[0]).log10()
+    c = torch.linalg.cond(model.double().slater.scaled_orbitals(x[:256].double())[0]).log10()
     model.float()
     cq = torch.quantile(c.flatten(), torch.tensor([0.5, 0.9], dtype=c.dtype)).tolist()
     print(f"log10 cond(orbital matrix) median/p90: {cq[0]:.1f} / {cq[1]:.1f}")

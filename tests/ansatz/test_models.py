@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 import zoo
-from zoo.ansatz.models import Jastrow, Slater, signed_logsumexp
+from zoo.ansatz import Jastrow, JastrowFactor, Slater, signed_logsumexp
 from zoo.ansatz.targets import calogero_log
 from zoo.core.checkpoint import load_checkpoint, save_checkpoint
 from zoo.sets import evaluate_target, sample_sets
@@ -26,7 +26,7 @@ def _parity(perm: torch.Tensor) -> int:
     return -1 if inv % 2 else 1
 
 
-def _hermite_slater_weights(model: Slater) -> None:
+def _hermite_slater_weights(model: Slater | Jastrow) -> None:
     """Set K = 1 Hermite coefficients so that det[ψ_j(x_i)] · c = Ψ_1 exactly.
 
     ψ_j(x) = a_j x^j e^{−x²/2} + lower order, a_j = π^{−1/4} 2^{j/2}/√(j!), so by column
@@ -36,9 +36,10 @@ def _hermite_slater_weights(model: Slater) -> None:
     n = model.hparams.n_set
     a = [math.pi**-0.25 * 2 ** (j / 2) / math.sqrt(math.factorial(j)) for j in range(n)]
     with torch.no_grad():
-        model.coef.zero_()
-        model.coef[0, :, :n] = torch.eye(n)
-        model.coef[0, 0] *= (-1) ** (n * (n - 1) // 2) / math.prod(a)
+        coef = model.slater.coef
+        coef.zero_()
+        coef[0, :, :n] = torch.eye(n)
+        coef[0, 0] *= (-1) ** (n * (n - 1) // 2) / math.prod(a)
 
 
 @pytest.mark.parametrize("name", ["deepsets", "relation_net"])
@@ -67,9 +68,9 @@ def test_sym_single_index_is_invariant_and_exact_at_planted_beta() -> None:
     torch.testing.assert_close(model(theta), y)
 
 
-def _antisym_models(n: int) -> list[Slater]:
+def _antisym_models(n: int) -> list[Slater | Jastrow]:
     torch.manual_seed(0)
-    models: list[Slater] = [
+    models: list[Slater | Jastrow] = [
         zoo.create("slater", n_set=n, n_dets=3, n_basis=n + 4),
         zoo.create("slater", n_set=n, n_dets=2, orbitals="mlp", hidden=n + 8),
         zoo.create("jastrow", n_set=n, n_dets=2, n_basis=n + 2),
@@ -77,8 +78,8 @@ def _antisym_models(n: int) -> list[Slater]:
     with torch.no_grad():  # give the Jastrow factor non-trivial weights
         jas = models[2]
         assert isinstance(jas, Jastrow)
-        jas.cusp.fill_(0.7)
-        torch.nn.init.normal_(jas.pair_net[-1].weight, std=0.3)
+        jas.jastrow.cusp.fill_(0.7)
+        torch.nn.init.normal_(jas.jastrow.pair_net[-1].weight, std=0.3)
     return models
 
 
@@ -144,7 +145,7 @@ def test_jastrow_represents_calogero_exactly(lam: float) -> None:
     model = zoo.create("jastrow", n_set=n, n_basis=n).double()
     _hermite_slater_weights(model)
     with torch.no_grad():
-        model.cusp.fill_(lam - 1)
+        model.jastrow.cusp.fill_(lam - 1)
     x = sample_sets("line", 128, n, 1, _gen(5)).double()
     torch.testing.assert_close(model(x), evaluate_target("calogero", x, lam=lam))
     # ... and a Slater sum cannot: the best K = 1 fit leaves an error (here: the λ = 1 weights)
@@ -154,10 +155,59 @@ def test_jastrow_represents_calogero_exactly(lam: float) -> None:
         assert not torch.allclose(slater(x), model(x))
 
 
+def test_jastrow_factor_is_symmetric_and_composes_with_a_slater_sum() -> None:
+    """J alone is invariant under permuting the points (and not constant); the ``jastrow``
+    model is the ``slater`` model with the same weights times exp(J): same sign, log|f| + J."""
+    torch.manual_seed(0)
+    factor = JastrowFactor(dim=2, hidden=8).double()
+    with torch.no_grad():
+        factor.cusp.fill_(0.7)
+        torch.nn.init.normal_(factor.pair_net[-1].weight, std=0.3)
+    x2 = torch.randn(16, 5, 2, generator=_gen(9), dtype=torch.float64)
+    j = factor(x2)
+    assert j.shape == (16,)
+    for seed in range(3):
+        perm = torch.randperm(5, generator=_gen(200 + seed))
+        torch.testing.assert_close(factor(x2[:, perm]), j)
+    moved = x2.clone()
+    moved[:, 0] += 0.5
+    assert (factor(moved) - j).abs().min() > 1e-6
+
+    model = zoo.create("jastrow", n_set=5, n_dets=2, n_basis=7).double()
+    with torch.no_grad():
+        model.jastrow.cusp.fill_(0.7)
+        torch.nn.init.normal_(model.jastrow.pair_net[-1].weight, std=0.3)
+    slater = zoo.create("slater", n_set=5, n_dets=2, n_basis=7).double()
+    slater.load_state_dict({"coef": model.state_dict()["coef"]}, strict=True)
+    x = sample_sets("line", 32, 5, 1, _gen(10)).double()
+    sign, logabs = model.signed_log(x)
+    s_ref, l_ref = slater.signed_log(x)
+    j = model.jastrow(x)
+    assert (j.abs() > 1e-3).all()
+    assert torch.equal(sign, s_ref)
+    torch.testing.assert_close(logabs, l_ref + j)
+    torch.testing.assert_close(model(x), slater(x) * torch.exp(j))
+
+
+def test_composed_models_keep_flat_state_dict_keys(tmp_path) -> None:
+    """The parts' tensors are saved without the part's prefix and load back strictly."""
+    model = zoo.create("jastrow", n_set=3, n_basis=4, jastrow_hidden=4)
+    with torch.no_grad():
+        model.jastrow.cusp.fill_(0.3)
+    keys = ["coef", "cusp"] + [f"pair_net.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")]
+    assert list(model.state_dict()) == keys
+    mlp_keys = {k.split(".")[0] for k in zoo.create("slater", orbitals="mlp").state_dict()}
+    assert mlp_keys == {"orbital_net", "envelope"}
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "jas"))
+    assert loaded.jastrow.cusp.item() == pytest.approx(0.3)
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        loaded.load_state_dict({**model.state_dict(), "jastrow.cusp": torch.zeros(())})
+
+
 def test_slater_sum_equals_naive_sum_of_determinants() -> None:
     model = zoo.create("slater", n_set=5, n_dets=4, n_basis=8).double()
     x = sample_sets("line", 16, 5, 1, _gen(6)).double()
-    naive = torch.linalg.det(model.orbital_matrix(x)).sum(-1)
+    naive = torch.linalg.det(model.slater.orbital_matrix(x)).sum(-1)
     torch.testing.assert_close(model(x), naive)
 
 
@@ -232,27 +282,3 @@ def test_single_index_sgd_recovers_the_planted_direction() -> None:
             model.loss((x, y)).backward()
             opt.step()
         assert abs(model.overlap(beta).item()) > 0.98 > start
-
-
-def test_figures_run_end_to_end_at_tiny_size(tmp_path) -> None:
-    from zoo.core.figures import run_figure
-
-    paths = run_figure(
-        "ansatz_slater_vs_jastrow", tmp_path, lams=[1.5], dets=[1], n_train=256, epochs=1
-    )
-    paths += run_figure(
-        "ansatz_deepsets_vs_relnet",
-        tmp_path,
-        widths=[2],
-        settings=[[2, 3]],
-        n_train=256,
-        epochs=1,
-        hidden=8,
-    )
-    paths += run_figure("sym_single_index", tmp_path, links=["he1"], steps=3, seeds=[0])
-    assert [p.name for p in paths] == [
-        "ansatz_slater_vs_jastrow.png",
-        "ansatz_deepsets_vs_relnet.png",
-        "sym_single_index.png",
-    ]
-    assert all(p.stat().st_size > 10_000 for p in paths)
