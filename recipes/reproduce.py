@@ -1,8 +1,8 @@
 """Reproduce a paper figure: ``python recipes/reproduce.py fig=<name> [fig.<param>=...]``.
 
 Figures are registered by the families (``zoo.core.figures.register_figure``); their
-parameters are the keys of ``recipes/configs/fig/<name>.yaml``. PNGs go to
-``docs/figures/`` unless ``out_dir=...`` is given.
+parameters are the keys of ``recipes/configs/fig/<name>.yaml``. Each figure is written as
+``<name>.png`` and ``<name>.pdf`` to ``docs/figures/`` unless ``out_dir=...`` is given.
 """
 
 from __future__ import annotations

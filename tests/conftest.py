@@ -39,12 +39,11 @@ def compose_cfg() -> Iterator[Callable[..., object]]:
     Composes the real ``recipes/configs`` with Hydra and registers the HydraConfig so
     ``${hydra:runtime.output_dir}`` resolves to ``output_dir``.
     """
+    import _common  # noqa: F401  (stores the registry's model/data configs in Hydra)
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
-
-    import _common  # noqa: F401  (stores the registry's model/data configs in Hydra)
 
     def _compose(config_name: str, overrides: list[str], output_dir: Path):
         GlobalHydra.instance().clear()

@@ -1,7 +1,7 @@
 """``python -m zoo``: the registered models, their data and shipped checkpoints' metrics.
 
-    python -m zoo                 # table of every registered model
-    python -m zoo show unet_bp    # its full model + data config (registry defaults)
+python -m zoo                 # table of every registered model
+python -m zoo show unet_bp    # its full model + data config (registry defaults)
 """
 
 from __future__ import annotations

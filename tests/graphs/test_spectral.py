@@ -213,38 +213,3 @@ def test_spectral_sbm_model_through_lightning(tmp_path) -> None:
     )
     torch.testing.assert_close(loaded(batch), model(batch.x, batch.edge_index, batch.batch))
     assert loaded.zoo_metrics["test/overlap"] == pytest.approx(res["test/overlap"])
-
-
-@pytest.mark.slow
-def test_figures_run_end_to_end_with_tiny_settings(tmp_path) -> None:
-    from zoo.core.figures import run_figure
-
-    tiny = {"n_nodes": 200, "n_train": 3, "epochs": 1, "depth": 2}
-    paths = run_figure(
-        "gnn_nc_training", tmp_path, a=30.0, b=2.0, n_probe=2, every_n_steps=1, **tiny
-    )
-    paths += run_figure("gnn_nc_depth", tmp_path, a=30.0, b=2.0, n_test=2, n_iter=4, **tiny)
-    paths += run_figure(
-        "gnn_nc_threshold",
-        tmp_path,
-        a_plus_b=20.0,
-        a_minus_b=[2.0, 16.0],
-        n_test=2,
-        n_iter=8,
-        **tiny,
-    )
-    assert [p.name for p in paths] == [
-        "gnn_nc_training.png",
-        "gnn_nc_depth.png",
-        "gnn_nc_threshold.png",
-    ]
-    assert all(p.stat().st_size > 10_000 for p in paths)
-    model = zoo.create("gnn_nc", depth=2, track_collapse=False)
-    model.zoo_data_config = zoo.get_spec("gnn_nc").data_config(n_nodes=200, p=0.15, q=0.01)
-    ckpt = zoo.save_checkpoint(model, tmp_path / "tiny_gnn")
-    (path,) = run_figure(
-        "gnn_nc_depth", tmp_path / "from_ckpt", checkpoint=str(ckpt), n_test=2, n_iter=4
-    )
-    assert path.is_file()
-    with pytest.raises(ValueError, match="a_minus_b"):
-        run_figure("gnn_nc_threshold", tmp_path, a_plus_b=10.0, a_minus_b=[12.0], **tiny)

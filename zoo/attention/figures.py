@@ -5,17 +5,31 @@
   parameters), one panel per target class, λ chosen on a validation split.
 - ``lowrank_attention_rank``: test error (MSE·d) of one-layer ``lowrank_attention`` on the
   nearest-neighbour target at d = 64, N = 16 vs the rank r = d/H of its H heads, and vs the
-  number of heads at a fixed rank; each point is a fresh-sample Adam run through Lightning.
+  number of heads at a fixed rank; each point is a fresh-sample Adam run of
+  :func:`zoo.core.figures.quick_fit`.
+
+With several ``seeds`` (data, features and initialisation), lines are the mean over seeds and
+bands the min–max.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Annotated, Any
 
+import torch
+from matplotlib.figure import Figure
+
 from zoo.core.config import Interval
-from zoo.core.figures import register_figure
+from zoo.core.figures import (
+    new_figure,
+    plot_seeds,
+    quick_fit,
+    quick_test,
+    register_figure,
+    seed_everything,
+    seeds_note,
+)
 from zoo.core.registry import create, create_datamodule
 
 __all__ = ["lowrank_attention_rank", "rf_attention_risk", "ridge_risk_curve", "train_lowrank"]
@@ -57,7 +71,6 @@ def ridge_risk_curve(
 
 @register_figure("rf_attention_risk")
 def rf_attention_risk(
-    out_dir: Path,
     *,
     dim: Annotated[int, Interval(ge=1)] = 8,
     n_set: Annotated[int, Interval(ge=2)] = 9,
@@ -67,8 +80,8 @@ def rf_attention_risk(
     sample_sizes: list[int] | None = None,
     lambdas: list[float] | None = None,
     n_eval: Annotated[int, Interval(ge=1)] = 2000,
-    seed: int = 0,
-) -> list[Path]:
+    seeds: tuple[int, ...] = (0,),
+) -> Figure:
     """Test risk vs sample size: RF attention (W zero-mean / mean w_mean·√d·I) vs RF-MLP.
 
     Args:
@@ -76,7 +89,6 @@ def rf_attention_risk(
         sample_sizes: training-set sizes n.
         lambdas: ridge penalties, selected per n on a validation split of size ``n_eval``.
     """
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
     targets = targets or [
@@ -94,30 +106,34 @@ def rf_attention_risk(
         ),
         "RF-MLP, same #params": ("rf_mlp", {"match_heads": heads, "n_set": n_set}),
     }
-    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.6), squeeze=False)
+    fig, axes = new_figure(1, len(targets), figsize=(4.2 * len(targets), 3.6), squeeze=False)
     for ax, tcfg in zip(axes[0], targets):
         tcfg = dict(tcfg)
         tname = tcfg.pop("name")
-        data = create_datamodule(
-            "rf_attention",
-            dim=dim,
-            n_set=n_set,
-            target=tname,
-            target_params=tcfg,
-            n_train=max(sample_sizes),
-            n_val=n_eval,
-            n_test=n_eval,
-            seed=seed,
-            device="cpu",
-        )
-        for label, (name, kw) in models.items():
-            model = create(name, dim=dim, feature_seed=seed, **kw)
-            risks = ridge_risk_curve(model, data, sample_sizes, lambdas)
-            log.info("%s %s: %s", tname, label, risks)
-            (line,) = ax.plot(sample_sizes, risks, "o-", label=label)
+        risks: dict[str, list[list[float]]] = {label: [] for label in models}
+        for seed in seeds:
+            data = create_datamodule(
+                "rf_attention",
+                dim=dim,
+                n_set=n_set,
+                target=tname,
+                target_params=tcfg,
+                n_train=max(sample_sizes),
+                n_val=n_eval,
+                n_test=n_eval,
+                seed=seed,
+                device="cpu",
+            )
+            for label, (name, kw) in models.items():
+                model = create(name, dim=dim, feature_seed=seed, **kw)
+                risks[label].append(ridge_risk_curve(model, data, sample_sizes, lambdas))
+                log.info("%s %s seed=%d: %s", tname, label, seed, risks[label][-1])
+        for label, runs in risks.items():
+            line = plot_seeds(ax, sample_sizes, runs, label=label)
+            last = sum(r[-1] for r in runs) / len(runs)
             ax.annotate(
-                f"{risks[-1]:.3g}",
-                (sample_sizes[-1], risks[-1]),
+                f"{last:.3g}",
+                (sample_sizes[-1], last),
                 color=line.get_color(),
                 textcoords="offset points",
                 xytext=(4, 0),
@@ -132,12 +148,11 @@ def rf_attention_risk(
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("test risk  MSE / Var(y)")
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"ridge fits, d = {dim}, N = {n_set - 1} keys, M = {heads} heads", fontsize=10)
-    fig.tight_layout()
-    path = Path(out_dir) / "rf_attention_risk.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    fig.suptitle(
+        f"ridge fits, d = {dim}, N = {n_set - 1} keys, M = {heads} heads ({seeds_note(seeds)})",
+        fontsize=10,
+    )
+    return fig
 
 
 def train_lowrank(
@@ -156,13 +171,11 @@ def train_lowrank(
 ) -> float:
     """Train ``lowrank_attention`` on fresh nearest-neighbour samples; return test error.
 
-    Runs through Lightning with the registered ``sets`` datamodule (``resample=True``, so every
-    batch is new) for ``steps`` Adam steps with a cosine schedule; the error is MSE·d on a
-    held-out test split (predicting 0 scores 1).
+    Runs :func:`~zoo.core.figures.quick_fit` on the registered ``sets`` datamodule
+    (``resample=True``, so every batch is new) for ``steps`` Adam steps with a cosine
+    schedule; the error is MSE·d on a held-out test split (predicting 0 scores 1).
     """
-    import pytorch_lightning as pl
-
-    pl.seed_everything(seed, verbose=False)
+    seed_everything(seed)
     model = create(
         "lowrank_attention",
         dim=dim,
@@ -173,36 +186,22 @@ def train_lowrank(
         lr=lr,
         scheduler="cosine",
     )
-    per_epoch = min(steps, 64)
     data = create_datamodule(
-        "lowrank_attention",
-        dim=dim,
+        model,
         n_set=n_keys + 1,
-        n_train=per_epoch * batch_size,
+        n_train=min(steps, 64) * batch_size,
         n_val=batch_size,
         n_test=n_test,
         batch_size=batch_size,
         seed=seed,
         device="cpu",
     )
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=steps,
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(model, datamodule=data)
-    return float(trainer.test(model, datamodule=data, verbose=False)[0]["test/error"])
+    quick_fit(model, data, max_steps=steps, seed=seed)
+    return quick_test(model, data)["test/error"]
 
 
 @register_figure("lowrank_attention_rank")
 def lowrank_attention_rank(
-    out_dir: Path,
     *,
     dim: Annotated[int, Interval(ge=1)] = 64,
     n_keys: Annotated[int, Interval(ge=1)] = 16,
@@ -213,17 +212,20 @@ def lowrank_attention_rank(
     batch_size: Annotated[int, Interval(ge=1)] = 256,
     lr: Annotated[float, Interval(gt=0)] = 3e-3,
     temperature: Annotated[float, Interval(gt=0)] = 256.0,
-    seed: int = 0,
-) -> list[Path]:
+    seeds: tuple[int, ...] = (0,),
+) -> Figure:
     """Error vs rank (H = d/r heads) and vs number of heads at rank ``fixed_rank``.
 
-    One layer, d = ``dim``, N = ``n_keys``; every point is one run of ``steps`` Adam steps.
+    One layer, d = ``dim``, N = ``n_keys``; every point is one run of ``steps`` Adam steps
+    per seed.
     """
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
     ranks = sorted(ranks or [1, 2, 4, 8, 16, 32, 64])
     head_counts = sorted(head_counts or [1, 2, 8, 32])
+    bad = [r for r in ranks if dim % r]
+    if bad:
+        raise ValueError(f"ranks {bad} do not divide dim={dim} (H = d/r heads)")
     common = {
         "dim": dim,
         "n_keys": n_keys,
@@ -231,27 +233,26 @@ def lowrank_attention_rank(
         "batch_size": batch_size,
         "lr": lr,
         "temperature": temperature,
-        "seed": seed,
     }
-    by_rank = []
-    for r in ranks:
-        if dim % r:
-            raise ValueError(f"rank {r} does not divide dim={dim} (H = d/r heads)")
-        by_rank.append(train_lowrank(heads=dim // r, rank=r, **common))
-        log.info("rank %d (H = %d): error %.4g", r, dim // r, by_rank[-1])
-    by_heads = []
-    for h in head_counts:
-        by_heads.append(train_lowrank(heads=h, rank=fixed_rank, **common))
-        log.info("H = %d heads of rank %d: error %.4g", h, fixed_rank, by_heads[-1])
+    by_rank, by_heads = [], []
+    for seed in seeds:
+        by_rank.append([train_lowrank(heads=dim // r, rank=r, seed=seed, **common) for r in ranks])
+        log.info("seed %d, ranks %s (H = d/r): errors %s", seed, ranks, by_rank[-1])
+        by_heads.append(
+            [train_lowrank(heads=h, rank=fixed_rank, seed=seed, **common) for h in head_counts]
+        )
+        log.info(
+            "seed %d, H = %s of rank %d: errors %s", seed, head_counts, fixed_rank, by_heads[-1]
+        )
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
-    a1.plot(ranks, by_rank, "o-")
+    fig, (a1, a2) = new_figure(1, 2, figsize=(9, 3.6))
+    plot_seeds(a1, ranks, by_rank)
     a1.set(xscale="log", yscale="log", xlabel="rank r per head (H = d/r heads)")
     a1.set_xticks(ranks, [str(r) for r in ranks])
     a1.set_ylabel("test error  MSE·d")
-    a2.plot(head_counts, by_heads, "s-", color="C1")
-    for ax, xs, ys in ((a1, ranks, by_rank), (a2, head_counts, by_heads)):
-        for xv, yv in zip(xs, ys):
+    plot_seeds(a2, head_counts, by_heads, "s-", color="C1")
+    for ax, xs, runs in ((a1, ranks, by_rank), (a2, head_counts, by_heads)):
+        for xv, yv in zip(xs, torch.tensor(runs).mean(0).tolist()):
             ax.annotate(
                 f"{yv:.3g}",
                 (xv, yv),
@@ -268,11 +269,7 @@ def lowrank_attention_rank(
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(
         f"nearest neighbour, d = {dim}, N = {n_keys}, one layer, {steps} Adam steps "
-        f"× {batch_size} fresh samples",
+        f"× {batch_size} fresh samples ({seeds_note(seeds)})",
         fontsize=10,
     )
-    fig.tight_layout()
-    path = Path(out_dir) / "lowrank_attention_rank.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return fig

@@ -1,13 +1,11 @@
-"""Shared callbacks and plotting helpers (family-agnostic)."""
+"""Shared callback helpers (family-agnostic): where a run writes, and figures logged by it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: figures are files, never windows
+from zoo.core.figures import close_figure, save_figure
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -31,15 +29,10 @@ def log_figure(trainer: pl.Trainer, fig: Figure, name: str) -> Path | None:
 
     Only the global-zero process writes. Returns the PNG path (``None`` on other ranks).
     """
-    import matplotlib.pyplot as plt
-
     if not trainer.is_global_zero:
-        plt.close(fig)
+        close_figure(fig)
         return None
-    path = run_dir(trainer) / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    (path,) = save_figure(fig, run_dir(trainer) / "figures", name, formats=("png",))
     from pytorch_lightning.loggers import WandbLogger
 
     for logger in trainer.loggers:

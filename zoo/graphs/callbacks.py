@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pytorch_lightning as pl
 
 from zoo.core.callbacks import log_figure
+from zoo.core.figures import new_figure
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -128,14 +129,13 @@ class CollapsePlotCallback(pl.Callback):
     def _draw_vs_index(
         self, trainer: pl.Trainer, values: dict[str, dict[int | str, float]], name: str, title: str
     ) -> None:
-        import matplotlib.pyplot as plt
         from matplotlib.ticker import MaxNLocator
 
         series = {k: {i: v for i, v in d.items() if isinstance(i, int)} for k, d in values.items()}
         series = {k: d for k, d in series.items() if d}
         if not series:
             return
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig, ax = new_figure(figsize=(5, 3.5))
         for label, d in sorted(series.items()):
             xs = sorted(d)
             ax.plot(xs, [_log10(d[x]) for x in xs], marker="o", ms=3, label=label)
@@ -149,7 +149,6 @@ class CollapsePlotCallback(pl.Callback):
         self._save(trainer, fig, name)
 
     def _draw_vs_epoch(self, trainer: pl.Trainer) -> None:
-        import matplotlib.pyplot as plt
         from matplotlib.ticker import MaxNLocator
 
         lines: dict[str, list[tuple[int, float]]] = defaultdict(list)
@@ -163,7 +162,7 @@ class CollapsePlotCallback(pl.Callback):
                     lines[f"{label} (layer {top})"].append((epoch, d[top]))
         if not lines:
             return
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig, ax = new_figure(figsize=(5, 3.5))
         for label, pts in sorted(lines.items()):
             ax.plot([p[0] for p in pts], [_log10(p[1]) for p in pts], marker="o", ms=3, label=label)
         ax.set_xlabel("epoch")

@@ -1,0 +1,75 @@
+"""The neural-collapse figures run at toy sizes and plot numbers that mean what they claim."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import zoo
+from zoo.core.figures import list_figures, run_figure
+from zoo.graphs.figures import gnn_nc_depth, gnn_nc_threshold, gnn_nc_training
+
+# a small, easy SBM (p = 0.15, q = 0.01) and a GNN that learns it in 128 SGD steps
+EASY = {"n_nodes": 200, "n_train": 32, "epochs": 4, "depth": 8}
+
+
+def _ys(fig: object, ax: int = 0) -> list[list[float]]:
+    return [list(map(float, line.get_ydata())) for line in fig.axes[ax].lines]
+
+
+def test_figures_registered() -> None:
+    assert {"gnn_nc_training", "gnn_nc_depth", "gnn_nc_threshold"} <= set(list_figures())
+
+
+def test_nc1_falls_during_training_and_the_overlap_rises() -> None:
+    fig = gnn_nc_training(a=30.0, b=2.0, n_probe=4, every_n_steps=32, seeds=(0, 1), **EASY)
+    train, test = _ys(fig)[:2]  # log10 median NC1 of H^L at steps 0, 32, ..., 128
+    assert len(train) == 5
+    assert train[-1] < train[0] - 0.5 and test[-1] < test[0] - 0.5  # measured 0.2 → −0.9
+    overlap = next(y for y in _ys(fig, 1) if len(y) == 5)  # mean over seeds
+    assert overlap[-1] > 0.9 > overlap[0]
+
+
+@pytest.mark.slow  # CI keeps the faster end-to-end check of this file
+def test_overlap_is_chance_without_signal_and_near_one_with_much(tmp_path: Path) -> None:
+    fig = gnn_nc_threshold(a_plus_b=20.0, a_minus_b=(0.0, 18.0), n_test=4, n_iter=32, **EASY)
+    for curve in _ys(fig)[:3]:  # gnn_nc, normalised Laplacian, Bethe Hessian
+        assert curve[0] < 0.2 and curve[1] > 0.9
+    with pytest.raises(ValueError, match="a_minus_b"):
+        run_figure("gnn_nc_threshold", tmp_path, a_plus_b=10.0, a_minus_b=[12.0], **EASY)
+
+
+def test_nc1_of_the_shipped_checkpoint_falls_across_layers() -> None:
+    fig = gnn_nc_depth(checkpoint="gnn_nc", n_test=2, n_iter=4)
+    h = _ys(fig)[0]  # log10 median NC1 of H^ℓ, ℓ = 0..32
+    assert len(h) == 33 and h[-1] < h[0] - 2
+
+
+def test_figures_run_end_to_end_with_tiny_settings(tmp_path: Path) -> None:
+    tiny = {"n_nodes": 200, "n_train": 3, "epochs": 1, "depth": 2}
+    paths = run_figure(
+        "gnn_nc_training", tmp_path, a=30.0, b=2.0, n_probe=2, every_n_steps=1, **tiny
+    )
+    paths += run_figure(
+        "gnn_nc_depth", tmp_path, checkpoint=None, a=30.0, b=2.0, n_test=2, n_iter=4, **tiny
+    )
+    paths += run_figure(
+        "gnn_nc_threshold",
+        tmp_path,
+        a_minus_b=[2.0, 16.0],
+        n_test=2,
+        n_iter=8,
+        seeds=[0, 1],
+        **tiny,
+    )
+    names = ["gnn_nc_training", "gnn_nc_depth", "gnn_nc_threshold"]
+    assert [p.name for p in paths] == [f"{n}.{ext}" for n in names for ext in ("png", "pdf")]
+    assert all(p.stat().st_size > 10_000 for p in paths if p.suffix == ".png")
+    model = zoo.create("gnn_nc", depth=2, track_collapse=False)
+    model.zoo_data_config = zoo.get_spec("gnn_nc").data_config(n_nodes=200, p=0.15, q=0.01)
+    ckpt = zoo.save_checkpoint(model, tmp_path / "tiny_gnn")
+    paths = run_figure(
+        "gnn_nc_depth", tmp_path / "from_ckpt", checkpoint=str(ckpt), n_test=2, n_iter=4
+    )
+    assert paths[0].is_file()
