@@ -96,4 +96,174 @@ def _is_interpolation(value: Any) -> bool:
     return isinstance(value, str) and value.startswith("${") and value.endswith("}")
 
 
+def validate_trainer_cfg(cfg: DictConfig) -> None:
+    """Check the ``trainer`` node of a composed config before any Trainer, logger or run
+    directory exists: known option names, a bounded run, an accelerator and devices this
+    machine has, a precision Lightning knows, a finite gradient clip.
+
+    Raises:
+        ValueError: naming the option, its value and the override that fixes it.
+    """
+    import difflib
+    import inspect
+    import math
+
+    import pytorch_lightning as pl
+
+    t = plain(cfg.get("trainer"))
+    if t.get("_target_") in ("pytorch_lightning.Trainer", "lightning.pytorch.Trainer"):
+        valid = sorted(set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"})
+        for key in sorted(set(t) - set(valid) - {"_target_"}):
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean trainer.{close[0]}?)" if close else ""
+            raise ValueError(f"unknown trainer option trainer.{key}{hint}; valid: {valid}")
+    if not t.get("fast_dev_run"):
+        _check_run_length(t)
+    _check_devices(t)
+    precision = t.get("precision")
+    if precision is not None and precision not in _precisions():
+        raise ValueError(f"trainer.precision={precision!r} is not one of {_precisions()}")
+    if t.get("accelerator") == "cpu" and precision in (16, "16", "16-mixed"):
+        raise ValueError(
+            f"trainer.precision={precision!r} (fp16 mixed precision) does not run on the CPU: "
+            "use trainer.precision=bf16-mixed or 32-true"
+        )
+    clip = t.get("gradient_clip_val")
+    number = isinstance(clip, (int, float)) and not isinstance(clip, bool)
+    if clip is not None and not (number and math.isfinite(clip) and clip >= 0):
+        raise ValueError(f"trainer.gradient_clip_val={clip!r} must be a finite number >= 0")
+    nodes = t.get("num_nodes", 1)
+    if not _is_count(nodes):
+        raise ValueError(f"trainer.num_nodes={nodes!r} must be an int >= 1")
+
+
+def _is_count(value: Any) -> bool:
+    """An int >= 1 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_run_length(t: dict[str, Any]) -> None:
+    """``max_epochs`` >= 1 (or null: Lightning's 1000), ``max_steps`` >= 1 or -1; -1 epochs
+    (train until stopped) only with a step or time limit."""
+    epochs, steps, max_time = t.get("max_epochs"), t.get("max_steps", -1), t.get("max_time")
+    if not (steps in (None, -1) or _is_count(steps)):
+        raise ValueError(f"trainer.max_steps={steps!r} must be an int >= 1 (or -1: no limit)")
+    if epochs == -1:
+        if steps in (None, -1) and max_time is None:
+            raise ValueError(
+                "trainer.max_epochs=-1 trains until the run is stopped by hand: set "
+                "trainer.max_epochs=N (N >= 1), or bound the run with +trainer.max_steps=N or "
+                "+trainer.max_time=DD:HH:MM:SS"
+            )
+    elif not (epochs is None or _is_count(epochs)):
+        raise ValueError(
+            f"trainer.max_epochs={epochs!r} trains nothing: set trainer.max_epochs=N with N >= 1"
+        )
+
+
+def _check_devices(t: dict[str, Any]) -> None:
+    """The accelerator exists and is available here, and so are the requested devices."""
+    import torch
+    from pytorch_lightning.accelerators import AcceleratorRegistry
+
+    accel = t.get("accelerator", "auto")
+    if not isinstance(accel, str) or accel == "auto":
+        return
+    known = sorted({"auto", "gpu", *AcceleratorRegistry.available_accelerators()})
+    if accel not in known:
+        raise ValueError(f"trainer.accelerator={accel!r} is not one of {known}")
+    if accel == "gpu":  # Lightning's alias: CUDA, else MPS
+        mps = not torch.cuda.is_available() and torch.backends.mps.is_available()
+        accel = "mps" if mps else "cuda"
+    accelerator = AcceleratorRegistry.get(accel)
+    if not accelerator.is_available():
+        raise ValueError(
+            f"trainer.accelerator={t['accelerator']} but this machine has no {accel.upper()} "
+            "device: train on the CPU with trainer=cpu (or trainer.accelerator=cpu)"
+        )
+    devices = t.get("devices", "auto")
+    if devices != "auto":
+        try:
+            accelerator.parse_devices(devices)
+        except Exception as e:  # Lightning's MisconfigurationException, TypeError, ValueError
+            detail = " ".join(str(e).split())
+            raise ValueError(
+                f"trainer.devices={devices!r} is not available with trainer.accelerator="
+                f"{t['accelerator']}: {detail}"
+            ) from None
+
+
+def _precisions() -> list[Any]:
+    """Every ``precision`` value Lightning accepts (its ``_PRECISION_INPUT`` literals)."""
+    import typing
+
+    from lightning_fabric.connector import _PRECISION_INPUT
+
+    def members(hint: Any) -> list[Any]:
+        args = typing.get_args(hint)
+        return [m for a in args for m in members(a)] if args else [hint]
+
+    return members(_PRECISION_INPUT)
+
+
 register_configs()
+
+
+#: Seconds an online W&B start may take before the run logs offline (``$WANDB_INIT_TIMEOUT``).
+WANDB_INIT_TIMEOUT = 30.0
+
+
+def wandb_init_timeout(value: float | str | None = None) -> float:
+    """``value``, else ``$WANDB_INIT_TIMEOUT``, else :data:`WANDB_INIT_TIMEOUT` (seconds, > 0)."""
+    raw = value if value is not None else os.environ.get("WANDB_INIT_TIMEOUT") or WANDB_INIT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ValueError(
+            f"logger.init_timeout (or $WANDB_INIT_TIMEOUT) must be a number of seconds > 0, "
+            f"got {raw!r}"
+        )
+    return seconds
+
+
+def start_wandb_online(lcfg: dict[str, Any], timeout: float) -> Any:
+    """The W&B logger of ``lcfg`` (its ``_target_`` and keyword arguments) with its run started
+    online now; if W&B cannot start online within ``timeout`` seconds (server unreachable,
+    credentials refused), an offline one instead, after a warning saying why and how to upload.
+
+    ``quiet`` keeps ``wandb.login`` from looking the user up before the run starts: that lookup
+    is not bounded by ``init_timeout`` (about 10 s against an unreachable server). The server
+    (``$WANDB_BASE_URL``) and the offline mode are passed to ``wandb.init`` explicitly: W&B reads
+    its environment once per process, and ignores later changes.
+    """
+    import wandb
+    from hydra.utils import get_class
+
+    cls = get_class(lcfg["_target_"])
+    kwargs = {k: v for k, v in lcfg.items() if k != "_target_"}
+    base_url = os.environ.get("WANDB_BASE_URL")
+    settings = wandb.Settings(init_timeout=timeout, quiet=True)
+    if base_url:
+        settings.base_url = base_url
+    online = cls(**kwargs, settings=settings)
+    try:
+        online.experiment  # noqa: B018 (starts the run)
+        return online
+    except (wandb.errors.CommError, TimeoutError) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        hint = next((i for i, line in enumerate(lines) if line.startswith("Consider")), None)
+        reason = " ".join(lines[:hint]) or type(e).__name__  # without W&B's code hint
+    offline = cls(**{**kwargs, "offline": True, "mode": "offline", "log_model": False})
+    run_dir = Path(offline.experiment.dir).parent
+    log.warning(
+        "W&B could not start online at %s within %g s (%s); logging offline to %s instead "
+        "(upload it later with `wandb sync %s`)",
+        base_url or settings.base_url,
+        timeout,
+        reason,
+        run_dir,
+        run_dir,
+    )
+    return offline

@@ -26,9 +26,9 @@ from _common import CONFIG_DIR, plain
 import zoo
 
 
-def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Load ``cfg.checkpoint``, regenerate its data with ``cfg.data`` overrides, test it."""
-    model = zoo.load(str(cfg.checkpoint))
+def evaluate(cfg: DictConfig, model: zoo.core.ZooModule) -> dict[str, float]:
+    """Test ``model`` (loaded from ``cfg.checkpoint``) on its data regenerated with the
+    ``cfg.data`` overrides."""
     overrides = {k: v for k, v in plain(cfg.get("data")).items() if v is not None}
     datamodule = zoo.create_datamodule(model, **overrides)
     pl.seed_everything(overrides.get("seed", 0), workers=True, verbose=False)
@@ -39,7 +39,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
-    metrics = evaluate(cfg)
+    """Load ``cfg.checkpoint`` (a bad reference exits 1 with one ``error:`` line), test it."""
+    try:
+        model = zoo.load(str(cfg.checkpoint))
+    except (OSError, ValueError) as e:  # no such directory/name, bad checkpoint, Hub unreachable
+        raise SystemExit(f"error: {e}") from None
+    metrics = evaluate(cfg, model)
     print(json.dumps(metrics, sort_keys=True))
 
 

@@ -20,17 +20,24 @@ from zoo.core.hub import push
 
 @hydra.main(config_path="configs", config_name="push", version_base="1.3")
 def main(cfg: DictConfig) -> str:
-    """Resolve ``cfg.checkpoint`` and push it to ``cfg.repo_id``; returns the commit URL."""
-    directory = resolve(str(cfg.checkpoint))
-    url = push(
-        directory,
-        str(cfg.repo_id),
-        token=cfg.token,
-        private=bool(cfg.private),
-        commit_message=cfg.commit_message,
-        endpoint=cfg.endpoint,
-        revision=cfg.revision,
-    )
+    """Resolve ``cfg.checkpoint`` and push it to ``cfg.repo_id``; returns the commit URL.
+
+    A bad checkpoint reference or an unreachable Hub exits 1 with one ``error:`` line.
+    """
+    try:
+        directory = resolve(str(cfg.checkpoint))
+        url = push(
+            directory,
+            str(cfg.repo_id),
+            token=cfg.token,
+            private=bool(cfg.private),
+            commit_message=cfg.commit_message,
+            endpoint=cfg.endpoint,
+            revision=cfg.revision,
+            timeout=cfg.timeout,
+        )
+    except (OSError, ValueError) as e:  # HubUnreachableError is a ConnectionError (OSError)
+        raise SystemExit(f"error: {e}") from None
     Console(stderr=True).print(f"[green]pushed[/] {directory} [green]to[/] {cfg.repo_id}")
     print(url)
     return url

@@ -6,6 +6,12 @@
     python recipes/train.py -m model=gnn_nc model.depth=2,4,8  # Hydra multirun sweep
     python recipes/train.py model=gnn_nc ckpt_path=<run>/checkpoints/last.ckpt  # resume
 
+Resuming is exact (same weights as an uninterrupted run): ``last.ckpt`` is rewritten every epoch
+and when SIGTERM or SIGINT (Ctrl-C) stops the run, which then exits non-zero and prints the
+command that resumes it. ``ckpt_path`` takes local files only, and only ones you trust: a
+Lightning ``.ckpt`` is a pickle, and unpickling runs code (``zoo.load`` never unpickles, it
+reads safetensors).
+
 Thin by design (instantiate → fit → test → export): every model-specific choice lives in
 the model class and its configs.
 """
@@ -13,33 +19,53 @@ the model class and its configs.
 from __future__ import annotations
 
 import os
+import secrets
+import shlex
+import signal
 import sys
 import time
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CONFIG_DIR, log, model_and_data, plain, wandb_has_credentials
+from _common import (
+    CONFIG_DIR,
+    log,
+    model_and_data,
+    plain,
+    validate_trainer_cfg,
+    wandb_has_credentials,
+)
 
 import zoo
-from zoo.core.checkpoint import headline_metrics, save_checkpoint
+from zoo.core.callbacks import ResumableModelCheckpoint
+from zoo.core.checkpoint import check_export_target, export_id, headline_metrics
 
 
 def build_logger(cfg: DictConfig) -> pl.loggers.Logger | None:
-    """The configured logger; W&B goes offline when no credentials are configured."""
+    """The configured logger; W&B goes offline when no credentials are configured, and when it
+    cannot start online within ``logger.init_timeout`` seconds (its run is then started here)."""
+    from _common import start_wandb_online, wandb_init_timeout
+
     lcfg = plain(cfg.get("logger"))
     if not lcfg or "_target_" not in lcfg:
         return None
     if lcfg["_target_"].endswith("WandbLogger"):
+        timeout = wandb_init_timeout(lcfg.pop("init_timeout", None))
         if lcfg.get("offline") is None:
             lcfg["offline"] = os.environ.get("WANDB_MODE") is None and not wandb_has_credentials()
         Path(lcfg.get("save_dir") or ".").mkdir(parents=True, exist_ok=True)
+        if not lcfg["offline"]:
+            return start_wandb_online(lcfg, timeout)
+        lcfg.setdefault("mode", "offline")  # explicit: W&B reads WANDB_MODE once per process
     return instantiate(lcfg)
 
 
@@ -65,12 +91,15 @@ def train(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
         ``{"metrics": test metrics, "export_dir": Path | None, "trainer": Trainer,
         "model": module, "wandb_dir": Path | None}``.
     """
+    check_export_target(cfg.export_dir)  # refuse a target that is not ours before training
+    ckpt_path = resume_path(cfg.get("ckpt_path"))  # local, existing, a checkpoint: or refuse
     pl.seed_everything(cfg.seed, workers=True)
     # Build (and so validate) model and data before any trainer or logger exists.
     name, mcfg, dcfg = model_and_data(cfg)
     model = zoo.create(name, **mcfg)
     model.zoo_data_config = dcfg  # the data it trains on, reconciled with the model
     datamodule = zoo.create_datamodule(model)
+    validate_trainer_cfg(cfg)  # the trainer options too, still before any logger or run dir
 
     logger = build_logger(cfg)
     callbacks = build_callbacks(cfg, model)
@@ -79,20 +108,26 @@ def train(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
         logger.log_hyperparams(plain(cfg))
 
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException:  # SIGTERM or SIGINT: stopped where last.ckpt was saved
+        _exit_interrupted(trainer)
     fit_s = time.perf_counter() - start
 
     metrics: dict[str, Any] = {}
     if cfg.get("test", True):
         ckpt = trainer.checkpoint_callback
         best = "best" if ckpt is not None and getattr(ckpt, "best_model_path", "") else None
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+        try:
+            results = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+        except SIGTERMException:  # nothing exported yet: resuming tests and exports
+            _exit_interrupted(trainer)
         metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
 
-    export_dir = None
+    export_dir = own_export = None
     if trainer.is_global_zero:
-        export_dir = Path(cfg.export_dir)
-        save_checkpoint(model, export_dir, metrics=metrics, command=command)
+        export_dir = zoo.save(model, cfg.export_dir, metrics=metrics, command=command)
+        own_export = model.zoo_export_id
         hub = cfg.get("hub") or {}
         if hub.get("push"):
             from zoo.core.hub import push
@@ -101,7 +136,7 @@ def train(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
             log.info("pushed %s to %s", export_dir, url)
     wandb_dir, wandb_summary = _finish_wandb(logger, metrics)
     if trainer.is_global_zero:
-        _report(metrics, export_dir, wandb_dir, fit_s)
+        _report(metrics, export_dir, wandb_dir, fit_s, own_export)
     return {
         "metrics": metrics,
         "export_dir": export_dir,
@@ -110,6 +145,79 @@ def train(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
         "wandb_dir": wandb_dir,
         "wandb_summary": wandb_summary,
     }
+
+
+def resume_path(ckpt_path: str | os.PathLike | None) -> Path | None:
+    """The absolute path of the local ``.ckpt`` to resume from (``None``: a fresh run).
+
+    Checked before anything is built. Lightning checkpoints are pickles, which can run code
+    when loaded: resume only from files you trust. URLs are refused outright (Lightning would
+    download and unpickle them with ``weights_only=False``).
+
+    Raises:
+        ValueError: for a URL, or a file that is not a checkpoint written by ``torch.save``.
+        FileNotFoundError: when ``ckpt_path`` is not an existing file.
+    """
+    if ckpt_path is None or str(ckpt_path) == "":
+        return None
+    text = str(ckpt_path)
+    if "://" in text:
+        raise ValueError(
+            f"ckpt_path={text!r} is a URL: resume only from a local .ckpt file you trust "
+            "(a Lightning checkpoint is a pickle, and loading one can run code). Download it "
+            "yourself from a source you trust and pass its local path."
+        )
+    path = Path(text).expanduser()
+    if not path.is_file():
+        what = "is a directory, not a .ckpt file" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(
+            f"ckpt_path={text!r} {what}: pass the checkpoint of the run to resume, e.g. "
+            "ckpt_path=outputs/<model>/<run>/checkpoints/last.ckpt"
+        )
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"ckpt_path={text!r} is not a Lightning checkpoint (not a torch.save archive): pass "
+            "the last.ckpt or best.ckpt of a training run (an exported checkpoint directory "
+            "is loaded with zoo.load, not resumed)"
+        )
+    return path.resolve()
+
+
+def resume_command(ckpt: Path) -> str:
+    """The command line that resumes this job from ``ckpt``: its overrides, ``ckpt_path`` last."""
+    try:
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:  # not inside a Hydra job
+        overrides = []
+    kept = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != "ckpt_path"]
+    args = [*kept, f"ckpt_path={ckpt}"]
+    return " ".join(["python", "recipes/train.py", *(shlex.quote(a) for a in args)])
+
+
+def _exit_interrupted(trainer: pl.Trainer) -> NoReturn:
+    """After a SIGTERM/SIGINT stop: say what was saved and how to resume, exit 128 + signal."""
+    ckpt = next(
+        (c for c in trainer.checkpoint_callbacks if isinstance(c, ResumableModelCheckpoint)), None
+    )
+    sig = (ckpt.stop_signal if ckpt is not None else None) or signal.SIGTERM
+    last = Path(ckpt.last_model_path) if ckpt is not None and ckpt.last_model_path else None
+    if trainer.is_global_zero:
+        if last is not None and last.is_file():
+            print(
+                f"\nStopped by {sig.name} at epoch {trainer.current_epoch}, step "
+                f"{trainer.global_step}; the run is saved in {last}. Resume it with:\n"
+                f"  {resume_command(last)}",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print(
+                f"\nStopped by {sig.name} before any checkpoint was saved: nothing to resume, "
+                "run the command again.",
+                file=sys.stderr,
+                flush=True,
+            )
+    raise SystemExit(128 + sig)
 
 
 def _finish_wandb(logger: Any, metrics: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
@@ -138,8 +246,13 @@ def _finish_wandb(logger: Any, metrics: dict[str, Any]) -> tuple[Path | None, di
 
 
 def _report(
-    metrics: dict[str, Any], export_dir: Path, wandb_dir: Path | None, fit_s: float
+    metrics: dict[str, Any],
+    export_dir: Path,
+    wandb_dir: Path | None,
+    fit_s: float,
+    own_export: str | None = None,
 ) -> None:
+    """Print the test metrics and where the checkpoint is (unless a later save replaced it)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -153,9 +266,17 @@ def _report(
     console.print(table)
     if len(head) < len(metrics):
         console.print(f"(+{len(metrics) - len(head)} more metrics in the checkpoint's config.json)")
-    console.print(
-        f"checkpoint: [bold]{export_dir}[/]  (zoo.load({str(export_dir)!r}))", soft_wrap=True
-    )
+    if own_export is not None and export_id(export_dir) != own_export:
+        console.print(
+            f"[bold yellow]export superseded:[/] {export_dir} no longer holds this run's "
+            f"checkpoint (export_id {own_export}): another save replaced it after this run's. "
+            "Give each run its own export_dir.",
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            f"checkpoint: [bold]{export_dir}[/]  (zoo.load({str(export_dir)!r}))", soft_wrap=True
+        )
     if wandb_dir is not None:
         console.print(
             f"W&B offline run: [bold]{wandb_dir}[/]  (upload: wandb sync {wandb_dir})",
@@ -169,6 +290,17 @@ def _command() -> str:
     except ValueError:
         overrides = sys.argv[1:]
     return " ".join(["python recipes/train.py", *overrides])
+
+
+def register_run_id() -> None:
+    """``${zoo.run_id:}`` (used by ``hydra.run.dir``/``hydra.sweep.dir``): ``<PID>-<6 random hex>``,
+    so two runs started in the same second never share a directory; one value per config."""
+    OmegaConf.register_new_resolver(
+        "zoo.run_id", lambda: f"{os.getpid()}-{secrets.token_hex(3)}", use_cache=True, replace=True
+    )
+
+
+register_run_id()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

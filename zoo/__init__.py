@@ -5,7 +5,7 @@
 True
 """
 
-from zoo.core.checkpoint import load, save_checkpoint
+from zoo.core.checkpoint import load, save, save_checkpoint
 from zoo.core.registry import create, create_datamodule, get_spec, import_submodules, list_models
 from zoo.core.version import __version__
 
@@ -20,5 +20,6 @@ __all__ = [
     "get_spec",
     "list_models",
     "load",
+    "save",
     "save_checkpoint",
 ]

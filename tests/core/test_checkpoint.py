@@ -105,10 +105,14 @@ def test_writes_are_atomic_and_replace_whole_directories(tmp_path: Path) -> None
     m = zoo.create("gnn_nc")
     target = tmp_path / "ck"
     zoo.save_checkpoint(m, target, metrics={"test/a": 1.0})
-    (target / "stale.txt").write_text("from an older export")
     zoo.save_checkpoint(m, target, metrics={"test/a": 2.0})
-    assert not (target / "stale.txt").exists()
     assert json.loads((target / CONFIG_NAME).read_text())["metrics"] == {"test/a": 2.0}
+    # A file that a checkpoint does not have is the user's: the export refuses, it is kept.
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a zoo checkpoint directory"):
+        zoo.save_checkpoint(m, target, metrics={"test/a": 3.0})
+    assert (target / "notes.txt").read_text() == "mine"
+    (target / "notes.txt").unlink()
     # A failing export (a metric that is not JSON-able) leaves the old checkpoint intact.
     with pytest.raises(TypeError):
         zoo.save_checkpoint(m, target, metrics={"test/a": object()})

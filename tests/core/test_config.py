@@ -8,7 +8,15 @@ from typing import Annotated, Any, Literal
 import pytest
 from pydantic import ValidationError
 
-from zoo.core.config import Interval, _adapter, hparam_defaults, validate_kwargs
+from zoo.core.config import (
+    ALLOW_INF,
+    Device,
+    Interval,
+    Seed,
+    _adapter,
+    hparam_defaults,
+    validate_kwargs,
+)
 
 
 class Base:
@@ -48,7 +56,8 @@ def test_unknown_key_lists_valid_keys() -> None:
         ("depth", True, "must be an int"),
         ("act", "gelu", r"act='gelu' is not one of \['relu', 'tanh'\]"),
         ("lr", 0.0, "lr=0.0 is out of range: must be > 0"),
-        ("p", float("nan"), "must not be NaN"),
+        ("p", float("nan"), "p=nan must be finite"),
+        ("p", float("inf"), "p=inf must be finite"),
         ("flag", 1, "flag=1 must be a bool"),
         ("sizes", [1, "a"], r"sizes\[1\]='a' must be an int"),
         ("sizes", {1, 2}, r"sizes=\{1, 2\} must be a list"),
@@ -103,7 +112,8 @@ class Nested:
     [
         ("beta", [0.5, "x"], r"beta\[1\]='x' must be a float"),
         ("beta", [0.5, True], r"beta\[1\]=True must be a float"),
-        ("beta", [float("nan")], r"beta\[0\]=nan must not be NaN"),
+        ("beta", [float("nan")], r"beta\[0\]=nan must be finite"),
+        ("beta", [1.0, float("-inf")], r"beta\[1\]=-inf must be finite"),
         ("beta", [None, "x"], r"beta\[0\]=None must be a float; beta\[1\]='x' must be a float"),
         ("grid", [[1], [2, "x"]], r"grid\[1\]\[1\]='x' must be an int"),
         ("width", 0, "width=0 is out of range: must be >= 1"),
@@ -133,12 +143,65 @@ def test_nested_coercion() -> None:
     assert out["out_dir"] == Path("figs")
 
 
-def test_float_accepts_int_and_inf_but_not_nan() -> None:
+def test_float_accepts_int_but_not_inf_or_nan() -> None:
     out = validate_kwargs(Child, {"lr": 2}, what="m")
     assert out["lr"] == 2.0 and type(out["lr"]) is float
-    assert validate_kwargs(Child, {"lr": float("inf")}, what="m")["lr"] == float("inf")
-    with pytest.raises(ValueError, match="lr=nan must not be NaN"):
-        validate_kwargs(Child, {"lr": float("nan")}, what="m")
+    for bad in ("inf", "-inf", "nan"):
+        with pytest.raises(ValueError, match=f"lr={bad} must be finite"):
+            validate_kwargs(Child, {"lr": float(bad)}, what="m")
+
+
+def test_allow_inf_marker_admits_inf_but_not_nan() -> None:
+    def fn(
+        *,
+        cap: Annotated[float, Interval(gt=0), ALLOW_INF] = float("inf"),
+        caps: Annotated[list[float], ALLOW_INF] | None = None,
+    ) -> None:
+        pass
+
+    assert validate_kwargs(fn, {}, what="f")["cap"] == float("inf")
+    assert validate_kwargs(fn, {"cap": float("inf")}, what="f")["cap"] == float("inf")
+    assert validate_kwargs(fn, {"caps": [1, float("inf")]}, what="f")["caps"] == [1.0, float("inf")]
+    with pytest.raises(ValueError, match="cap=nan must not be NaN"):
+        validate_kwargs(fn, {"cap": float("nan")}, what="f")
+    with pytest.raises(ValueError, match="cap=-inf is out of range: must be > 0"):
+        validate_kwargs(fn, {"cap": float("-inf")}, what="f")
+
+
+def test_seeds_are_ints_in_0_to_2_pow_63() -> None:
+    def fn(*, seed: Seed = 0) -> None:
+        pass
+
+    assert validate_kwargs(fn, {"seed": 2**63 - 1}, what="f")["seed"] == 2**63 - 1
+    for bad in (-1, 2**63):
+        with pytest.raises(ValueError, match=rf"seed={bad} is not a valid seed: .*\[0, 2\*\*63\)"):
+            validate_kwargs(fn, {"seed": bad}, what="f")
+    with pytest.raises(ValueError, match=r"seed=1\.5 must be an int"):
+        validate_kwargs(fn, {"seed": 1.5}, what="f")
+
+
+def test_devices_must_exist_here() -> None:
+    import torch
+
+    def fn(*, device: Device = "auto") -> None:
+        pass
+
+    assert validate_kwargs(fn, {"device": "cpu"}, what="f")["device"] == "cpu"
+    with pytest.raises(ValueError, match="device='gpu' is not a device: use 'auto', 'cpu'"):
+        validate_kwargs(fn, {"device": "gpu"}, what="f")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(ValueError, match=f"device='cuda:{n}' is not available"):
+        validate_kwargs(fn, {"device": f"cuda:{n}"}, what="f")
+
+
+def test_fixed_parameters_are_not_settable() -> None:
+    def sampler(n: int, generator: object, std: float = 1.0) -> None:
+        pass
+
+    out = validate_kwargs(sampler, {"std": 2}, what="s", fixed=("n", "generator"))
+    assert out == {"std": 2.0}
+    with pytest.raises(ValueError, match=r"unknown hyper-parameter\(s\) \['n'\].*\['std'\]"):
+        validate_kwargs(sampler, {"n": 3}, what="s", fixed=("n", "generator"))
 
 
 def test_omegaconf_nested_in_plain_dict() -> None:

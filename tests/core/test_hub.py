@@ -21,7 +21,7 @@ from huggingface_hub.errors import RepositoryNotFoundError
 
 import zoo
 from tests.common import TINY_RUN
-from tests.helpers.fake_hub import FakeHub, iter_routes
+from tests.helpers.fake_hub import FakeHub, iter_routes, set_hub_env
 from zoo.core.checkpoint import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_checkpoint
 from zoo.core.hub import CHECKPOINT_FILES, download, push
 
@@ -47,32 +47,11 @@ def _model_name() -> str:
     return "gnn_nc" if "gnn_nc" in names else names[0]
 
 
-def _set_hub_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str) -> None:
-    """What ``HF_ENDPOINT``/``HF_HOME``/``HF_HUB_CACHE`` set before import would give."""
-    home, cache = tmp_path / "hf_home", tmp_path / "hf_cache"
-    env = {"HF_ENDPOINT": url, "HF_HOME": str(home), "HF_HUB_CACHE": str(cache)}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
-        monkeypatch.delenv(k, raising=False)
-    patched = {
-        "ENDPOINT": url,
-        "HUGGINGFACE_CO_URL_TEMPLATE": url + "/{repo_id}/resolve/{revision}/{filename}",
-        "HF_HUB_CACHE": str(cache),
-        "HF_TOKEN_PATH": str(home / "token"),
-        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
-        "AGENT_HARNESSES_PATH": str(home / ".agent_harnesses.json"),
-        "HF_HUB_OFFLINE": False,
-    }
-    for k, v in patched.items():
-        monkeypatch.setattr(constants, k, v)
-
-
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     """A running fake Hub that the huggingface_hub client points at, with a tmp HF cache."""
     with FakeHub(tmp_path / "hub_storage", lifetime_s=120) as server:
-        _set_hub_env(monkeypatch, tmp_path, server.url)
+        set_hub_env(monkeypatch, tmp_path, server.url)
         yield server
     assert not server.running
 
@@ -208,7 +187,7 @@ def test_private_repo_needs_the_token(
 ) -> None:
     model, directory = checkpoint
     with FakeHub(tmp_path / "private_hub", token="hf_secret", lifetime_s=60) as server:
-        _set_hub_env(monkeypatch, tmp_path, server.url)
+        set_hub_env(monkeypatch, tmp_path, server.url)
         with pytest.raises(Exception, match="401"):
             push(directory, "org/priv", private=True)  # anonymous write
         push(directory, "org/priv", private=True, token="hf_secret")

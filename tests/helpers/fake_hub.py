@@ -20,7 +20,8 @@ GET               ``/api/agent-harnesses``                           user-agent 
 Every file is announced as ``uploadMode: "regular"`` (base64 inside the commit payload), and no
 response carries ``X-Xet-*`` headers or ``xetHash``/``lfs`` fields, so the client never goes
 to LFS or Xet storage: everything is plain HTTP. Any other route answers 404 and is recorded
-in :attr:`FakeHub.unhandled`.
+in :attr:`FakeHub.unhandled`. Routes named in ``stall`` are received and never answered (the
+connection stays open until the server stops), as a Hub that hangs mid-operation.
 
 Repositories live in a temporary directory: one ``blobs/<git-sha1>`` file per content and one
 ``repo.json`` per repository (commits with their full file tree, branches, visibility). The
@@ -41,17 +42,21 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import yaml
+from huggingface_hub import constants
 
-__all__ = ["FakeHub", "Request", "git_blob_sha1", "iter_routes"]
+if TYPE_CHECKING:
+    import pytest
+
+__all__ = ["FakeHub", "Request", "git_blob_sha1", "iter_routes", "set_hub_env"]
 
 _REPO = r"(?P<repo>[^/]+/[^/]+)"
 _TYPES = r"(?P<type>model|dataset|space)s"
@@ -268,6 +273,10 @@ class _Handler(BaseHTTPRequestHandler):
                     params = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
                     query = {k: v[-1] for k, v in parse_qs(url.query).items()}
                     body = self._body() if method in ("POST", "PUT") else b""
+                    if f"{method} {name}" in hub.stall:
+                        hub._record(Request(method, url.path, route, 0, None))
+                        hub._stopping.wait()  # never answer; the client gives up or we stop
+                        return
                     status, headers, payload = hub._handle(name, params, query, body, self.headers)
                     break
             else:
@@ -305,6 +314,8 @@ class FakeHub:
             be read with it (as on the Hub, anonymous reads of a private repo answer 401).
         max_body: largest accepted request body in bytes.
         lifetime_s: the server stops itself after this many seconds.
+        stall: ``"METHOD route"`` templates (see :func:`iter_routes`) that are read and never
+            answered; such requests are recorded with status 0.
 
     Attributes:
         url: the endpoint to give the client (``HF_ENDPOINT`` / ``endpoint=``).
@@ -319,12 +330,18 @@ class FakeHub:
         token: str | None = None,
         max_body: int = 64 * 2**20,
         lifetime_s: float = 300.0,
+        stall: Collection[str] = (),
     ) -> None:
         self._own_root = root is None
         self.root = Path(tempfile.mkdtemp(prefix="fake-hub-")) if root is None else Path(root)
         self.token = token
         self.max_body = max_body
         self.lifetime_s = lifetime_s
+        self.stall = frozenset(stall)
+        unknown = self.stall - set(iter_routes())
+        if unknown:
+            raise ValueError(f"stall names unknown routes {sorted(unknown)}; see iter_routes()")
+        self._stopping = threading.Event()
         self.requests: list[Request] = []
         self._store = _Store(self.root)
         self._server: _Server | None = None
@@ -338,6 +355,7 @@ class FakeHub:
         """Bind a free port and serve in a daemon thread."""
         if self._server is not None:
             raise RuntimeError("FakeHub is already running")
+        self._stopping.clear()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.hub = self
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -355,6 +373,7 @@ class FakeHub:
         server, self._server = self._server, None
         if server is None:
             return
+        self._stopping.set()  # release stalled handlers
         if self._timer is not None and self._timer is not threading.current_thread():
             self._timer.cancel()
         server.shutdown()
@@ -631,6 +650,29 @@ class FakeHub:
             },
             data,
         )
+
+
+def set_hub_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str) -> None:
+    """Point the ``huggingface_hub`` client at ``url`` with a fresh HF home and cache under
+    ``tmp_path``: what ``HF_ENDPOINT``/``HF_HOME``/``HF_HUB_CACHE`` set before import would give
+    (``huggingface_hub.constants`` are computed at import, so they are patched too)."""
+    home, cache = tmp_path / "hf_home", tmp_path / "hf_cache"
+    env = {"HF_ENDPOINT": url, "HF_HOME": str(home), "HF_HUB_CACHE": str(cache)}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(k, raising=False)
+    patched = {
+        "ENDPOINT": url,
+        "HUGGINGFACE_CO_URL_TEMPLATE": url + "/{repo_id}/resolve/{revision}/{filename}",
+        "HF_HUB_CACHE": str(cache),
+        "HF_TOKEN_PATH": str(home / "token"),
+        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
+        "AGENT_HARNESSES_PATH": str(home / ".agent_harnesses.json"),
+        "HF_HUB_OFFLINE": False,
+    }
+    for k, v in patched.items():
+        monkeypatch.setattr(constants, k, v)
 
 
 def iter_routes() -> Iterator[str]:

@@ -87,21 +87,22 @@ def test_train_selects_best_weights_and_logs_wandb_offline(compose_cfg, tmp_path
 
 
 def test_interrupted_run_resumes(compose_cfg, tmp_path: Path) -> None:
+    """Resumed into a new run dir, the run ends with the weights of an uninterrupted one."""
     from train import train
 
     first = train(compose_cfg("train", [*SMALL_GNN, *TINY_RUN], tmp_path / "a"))
     steps = first["trainer"].global_step
     assert steps == 2
     last = tmp_path / "a" / "checkpoints" / "last.ckpt"
-    resumed = train(
-        compose_cfg(
-            "train",
-            [*SMALL_GNN, *TINY_RUN, "trainer.max_epochs=2", f"ckpt_path={last}"],
-            tmp_path / "b",
-        )
-    )
+    before = {p: p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file()}
+    two_epochs = [*SMALL_GNN, *TINY_RUN, "trainer.max_epochs=2"]
+    resumed = train(compose_cfg("train", [*two_epochs, f"ckpt_path={last}"], tmp_path / "b"))
     assert resumed["trainer"].current_epoch == 2
     assert resumed["trainer"].global_step == 2 * steps
+    assert {p: p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file()} == before
+    straight = train(compose_cfg("train", two_epochs, tmp_path / "c"))
+    for k, v in straight["model"].state_dict().items():
+        assert torch.equal(resumed["model"].state_dict()[k], v), k
 
 
 def test_invalid_hyperparameters_fail_before_training(compose_cfg, tmp_path: Path) -> None:

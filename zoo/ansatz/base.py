@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanSquaredError, R2Score
 
 from zoo.ansatz.blocks import zero_nonfinite_grads
+from zoo.core.config import Footprint
 from zoo.core.module import ZooModule
 
 __all__ = ["SetRegressor", "StandardizedSetRegressor"]
@@ -35,6 +36,13 @@ class SetRegressor(ZooModule):
                 for m in ("r2", "mse")
             }
         )
+
+    @classmethod
+    def _footprint(cls, params: float, modules: float, activations: float) -> Footprint:
+        """The footprint of a model with ``params`` parameters and ``modules`` modules of its
+        own that keeps ``activations`` float32 values of one batch for the backward pass; adds
+        the base's metrics, and the gradients and two optimiser moments of every parameter."""
+        return Footprint(params=params, modules=modules + 6, other=4 * activations + 12 * params)
 
     def loss(self, batch: tuple[Tensor, ...]) -> Tensor:
         """L = mean((f − y)²) / Var_batch(y)."""
@@ -93,6 +101,11 @@ class StandardizedSetRegressor(SetRegressor):
         self.register_buffer("out_shift", torch.zeros(()))
         self.register_buffer("out_scale", torch.ones(()))
         self.register_buffer("out_fitted", torch.zeros((), dtype=torch.bool))
+
+    @classmethod
+    def _footprint(cls, params: float, modules: float, activations: float) -> Footprint:
+        """As :meth:`SetRegressor._footprint`, plus the three buffers (μ, σ, fitted)."""
+        return super()._footprint(params + 3, modules, activations)
 
     def fit_standardization(self, y: Tensor) -> None:
         """Set (μ, σ) from training labels y: (n,) or (n, k), once (no-op when fitted)."""

@@ -15,6 +15,7 @@ __all__ = [
     "check_sets",
     "flatten_state_dict",
     "mlp",
+    "mlp_size",
     "signed_logsumexp",
     "zero_nonfinite_grads",
 ]
@@ -36,6 +37,12 @@ def mlp(sizes: list[int], activation: str = "silu") -> nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(_ACTS[activation]())
     return nn.Sequential(*layers)
+
+
+def mlp_size(sizes: list[int]) -> tuple[int, int]:
+    """(parameters, modules) of :func:`mlp` ``(sizes)``, without building it."""
+    params = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    return params, 2 * len(sizes) - 2  # Sequential, Linear layers, activations between
 
 
 def check_sets(x: Tensor, n_set: int | None, dim: int) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from torch import Tensor
 
 from zoo.ansatz.base import StandardizedSetRegressor
-from zoo.ansatz.blocks import Activation, check_sets, mlp
-from zoo.core.config import Interval
+from zoo.ansatz.blocks import Activation, check_sets, mlp, mlp_size
+from zoo.core.config import Footprint, Interval
 from zoo.core.registry import register_model
 
 __all__ = ["DeepSets"]
@@ -43,6 +44,17 @@ class DeepSets(StandardizedSetRegressor):
         super().__init__(**kwargs)
         self.phi = mlp([dim] + [hidden] * depth + [width], activation)
         self.rho = mlp([width] + [hidden] * depth + [out_dim], activation)
+
+    @classmethod
+    def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
+        """φ and ρ, and one batch: 2 values per hidden unit of φ at every point (B·N) and of
+        ρ per set (B)."""
+        h, k, w = hp["hidden"], hp["depth"], hp["width"]
+        phi_p, phi_m = mlp_size([hp["dim"]] + [h] * k + [w])
+        rho_p, rho_m = mlp_size([w] + [h] * k + [hp["out_dim"]])
+        b, n = data.get("batch_size", 1), data.get("n_set", 1)
+        act = b * n * (hp["dim"] + 2 * h * k + w) + b * (2 * h * k + w)
+        return cls._footprint(phi_p + rho_p, phi_m + rho_m, act)
 
     def embed(self, x: Tensor) -> Tensor:
         """The pooled latent Σ_i φ(x_i) (or the mean): x: (B, N, D) → (B, L)."""

@@ -3,15 +3,16 @@ with it: f(X) = exp(J(X)) · Σ_l det[φ^l_j(x_i)]."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from zoo.ansatz.base import SetRegressor
-from zoo.ansatz.blocks import flatten_state_dict, mlp
+from zoo.ansatz.blocks import flatten_state_dict, mlp, mlp_size
 from zoo.ansatz.slater import SlaterDeterminants
-from zoo.core.config import Interval
+from zoo.core.config import Footprint, Interval
 from zoo.core.registry import register_model
 
 __all__ = ["Jastrow", "JastrowFactor"]
@@ -86,6 +87,23 @@ class Jastrow(SetRegressor):
         self.slater = SlaterDeterminants(n_set, dim, n_dets, orbitals, n_basis, hidden, depth)
         self.jastrow = JastrowFactor(dim, jastrow_hidden)
         flatten_state_dict(self, "slater", "jastrow")
+
+    @classmethod
+    def check_hparams(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+        """The orbitals must allow a non-zero determinant (see :meth:`SlaterDeterminants.check`)."""
+        SlaterDeterminants.check(
+            hp["n_set"], hp["dim"], hp["orbitals"], hp["n_basis"], hp["hidden"]
+        )
+
+    @classmethod
+    def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
+        """The determinants' part, the Jastrow factor (cusp and pair MLP) and one batch: the
+        pair MLP keeps ~4 values per hidden unit for each of the N(N−1)/2 pairs."""
+        b, n, jh = data.get("batch_size", 1), hp["n_set"], hp["jastrow_hidden"]
+        det_p, det_m, det_act = SlaterDeterminants.size(hp, b)
+        pair_p, pair_m = mlp_size([1 + hp["dim"], jh, jh, 1])
+        act = det_act + b * n * (n - 1) // 2 * (2 + hp["dim"] + 4 * jh)
+        return cls._footprint(det_p + 1 + pair_p, det_m + 1 + pair_m, act)
 
     def signed_log(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(sign f, log|f|) = (sign Σ det, J + log|Σ det|): x: (B, N, D) → 2×(B,)."""

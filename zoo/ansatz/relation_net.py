@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor
 
 from zoo.ansatz.base import StandardizedSetRegressor
-from zoo.ansatz.blocks import Activation, check_sets, mlp
-from zoo.core.config import Interval
+from zoo.ansatz.blocks import Activation, check_sets, mlp, mlp_size
+from zoo.core.config import Footprint, Interval
 from zoo.core.registry import register_model
 
 __all__ = ["RelationNet"]
@@ -43,6 +44,17 @@ class RelationNet(StandardizedSetRegressor):
         super().__init__(**kwargs)
         self.psi = mlp([2 * dim] + [hidden] * depth + [width], activation)
         self.rho = mlp([width] + [hidden] * depth + [out_dim], activation)
+
+    @classmethod
+    def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
+        """ψ and ρ, and one batch: the (B, N, N, 2D) pairs and 2 values per hidden unit of ψ
+        for every pair, of ρ per set."""
+        h, k, w = hp["hidden"], hp["depth"], hp["width"]
+        psi_p, psi_m = mlp_size([2 * hp["dim"]] + [h] * k + [w])
+        rho_p, rho_m = mlp_size([w] + [h] * k + [hp["out_dim"]])
+        b, n = data.get("batch_size", 1), data.get("n_set", 1)
+        act = b * n * n * (2 * hp["dim"] + 2 * h * k + w) + b * (2 * h * k + w)
+        return cls._footprint(psi_p + rho_p, psi_m + rho_m, act)
 
     def embed(self, x: Tensor) -> Tensor:
         """Σ_{i,j} ψ(x_i, x_j) (or the mean over pairs): x: (B, N, D) → (B, L)."""

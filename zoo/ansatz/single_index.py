@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 
 from zoo.ansatz.base import SetRegressor
 from zoo.ansatz.targets import link_function, normalized_power_sums
-from zoo.core.config import Interval
+from zoo.core.config import Footprint, Interval
 from zoo.core.registry import register_model
 
 __all__ = ["SymSingleIndex"]
@@ -54,6 +55,13 @@ class SymSingleIndex(SetRegressor):
         super().__init__(**kwargs)
         self.beta = nn.Parameter(torch.randn(n_features) / math.sqrt(n_features))
         self._g = link_function(link)
+
+    @classmethod
+    def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
+        """β, and one batch: the (B, N, K) cosines of the power sums (twice)."""
+        k = hp["n_features"]
+        act = 2 * data.get("batch_size", 1) * data.get("n_set", 1) * k
+        return cls._footprint(k, 0, act)
 
     def direction(self) -> Tensor:
         """β/|β| (or β when ``normalize=False``): (K,)."""

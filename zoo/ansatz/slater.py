@@ -4,15 +4,16 @@ with the Jastrow–Slater ansatz, and the ``slater`` model f(X) = Σ_l det[φ^l_
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from zoo.ansatz.base import SetRegressor
-from zoo.ansatz.blocks import check_sets, flatten_state_dict, mlp, signed_logsumexp
+from zoo.ansatz.blocks import check_sets, flatten_state_dict, mlp, mlp_size, signed_logsumexp
 from zoo.ansatz.targets import hermite_functions
-from zoo.core.config import Interval
+from zoo.core.config import Footprint, Interval
 from zoo.core.registry import register_model
 
 __all__ = ["Slater", "SlaterDeterminants"]
@@ -37,23 +38,42 @@ class SlaterDeterminants(nn.Module):
         depth: int = 2,
     ) -> None:
         super().__init__()
+        self.check(n_set, dim, orbitals, n_basis, hidden)
         self.n_set, self.dim, self.n_dets = n_set, dim, n_dets
         self.orbitals, self.n_basis = orbitals, n_basis
         k, n = n_dets, n_set
+        if orbitals == "hermite":
+            self.coef = nn.Parameter(torch.randn(k, n, n_basis) / n_basis**0.5)
+        else:
+            self.orbital_net = mlp([dim] + [hidden] * depth + [k * n], "tanh")
+            self.envelope = nn.Parameter(torch.full((k, n), math.log(math.e**0.5 - 1)))
+
+    @staticmethod
+    def check(n_set: int, dim: int, orbitals: str, n_basis: int, hidden: int) -> None:
+        """Raise ``ValueError`` if these orbitals make every determinant zero or need D = 1."""
         if orbitals == "hermite":
             if dim != 1:
                 raise ValueError(f"hermite orbitals are 1-D: dim must be 1, got {dim}")
             if n_basis < n_set:
                 raise ValueError(f"n_basis={n_basis} < n_set={n_set}: the determinant is zero")
-            self.coef = nn.Parameter(torch.randn(k, n, n_basis) / n_basis**0.5)
-        else:
-            if hidden < n_set:
-                raise ValueError(
-                    f"mlp orbitals: hidden={hidden} < n_set={n_set} makes the N orbitals linear "
-                    "combinations of fewer features, so every determinant is 0"
-                )
-            self.orbital_net = mlp([dim] + [hidden] * depth + [k * n], "tanh")
-            self.envelope = nn.Parameter(torch.full((k, n), math.log(math.e**0.5 - 1)))
+        elif hidden < n_set:
+            raise ValueError(
+                f"mlp orbitals: hidden={hidden} < n_set={n_set} makes the N orbitals linear "
+                "combinations of fewer features, so every determinant is 0"
+            )
+
+    @staticmethod
+    def size(hp: Mapping[str, Any], batch: int) -> tuple[int, int, float]:
+        """(parameters, modules, float32 activations of a batch of ``batch`` sets) of the part
+        built from the model's hyper-parameters ``hp``: the (B, K, N, N) orbital matrices
+        (kept ~4 times through slogdet) and the (B, N, M) Hermite basis (float64) or the
+        orbital MLP's hidden values."""
+        k, n, dim = hp["n_dets"], hp["n_set"], hp["dim"]
+        act = 4 * batch * k * n * n
+        if hp["orbitals"] == "hermite":
+            return k * n * hp["n_basis"], 1, act + 6 * batch * n * hp["n_basis"]
+        net_p, net_m = mlp_size([dim] + [hp["hidden"]] * hp["depth"] + [k * n])
+        return net_p + k * n, 1 + net_m, act + 2 * batch * n * hp["hidden"] * hp["depth"]
 
     def scaled_orbitals(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(Φ̃, ℓ) with Φ[b, l, i, j] = φ^l_j(x_i) = Φ̃[b, l, i, j] · exp(ℓ[b, i]).
@@ -140,6 +160,18 @@ class Slater(SetRegressor):
         super().__init__(**kwargs)
         self.slater = SlaterDeterminants(n_set, dim, n_dets, orbitals, n_basis, hidden, depth)
         flatten_state_dict(self, "slater")
+
+    @classmethod
+    def check_hparams(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+        """The orbitals must allow a non-zero determinant (see :meth:`SlaterDeterminants.check`)."""
+        SlaterDeterminants.check(
+            hp["n_set"], hp["dim"], hp["orbitals"], hp["n_basis"], hp["hidden"]
+        )
+
+    @classmethod
+    def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
+        """The determinants' part and one batch (see :meth:`SlaterDeterminants.size`)."""
+        return cls._footprint(*SlaterDeterminants.size(hp, data.get("batch_size", 1)))
 
     def signed_log(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(sign f, log|f|): x: (B, N, D) → 2×(B,)."""

@@ -12,6 +12,7 @@ scores 1).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import torch
@@ -21,6 +22,7 @@ from torchmetrics import Metric
 
 from zoo.attention.ridge import ridge_objective, ridge_solve
 from zoo.core import Interval, ZooModule
+from zoo.core.config import Footprint, Seed
 
 __all__ = [
     "RF_DATA",
@@ -141,13 +143,30 @@ class RandomFeatureModel(EvaluatedModule):
         out_dim: Annotated[int, Interval(ge=1)] = 1,
         solver: Literal["sgd", "ridge"] = "sgd",
         l2: Annotated[float, Interval(ge=0)] = 0.0,
-        feature_seed: int = 0,
+        feature_seed: Seed = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._setup_metrics(out_dim)
         if solver == "ridge":
             self.automatic_optimization = False
+
+    @classmethod
+    def _footprint(
+        cls, hp: Mapping[str, Any], data: Mapping[str, Any], frozen: float, p: float, act: float
+    ) -> Footprint:
+        """A random-feature model with ``frozen`` buffer elements, ``p`` features and ``act``
+        float32 activations per sample: the readout V (P, k), one batch and, for the ridge
+        solver, the whole training split's features Φ (float32, then float64) and the
+        min(n, P)² float64 system; for SGD the gradients and two moments of V."""
+        readout = p * hp["out_dim"]
+        other = 4 * data.get("batch_size", 1) * act
+        if hp["solver"] == "ridge":
+            n = data.get("n_train", 0)
+            other += 12 * n * p + 16 * min(n, p) ** 2
+        else:
+            other += 12 * readout
+        return Footprint(params=frozen + readout, modules=4, other=other)
 
     @property
     def num_features(self) -> int:

@@ -7,6 +7,7 @@ metrics: :mod:`zoo.attention.base`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import torch
@@ -14,6 +15,7 @@ from torch import Tensor, nn
 
 from zoo.attention.base import EvaluatedModule, check_set_input
 from zoo.core import Interval, register_model
+from zoo.core.config import Footprint
 
 __all__ = ["LowRankAttention"]
 
@@ -67,10 +69,7 @@ class LowRankAttention(EvaluatedModule):
         self_attention: bool = False,
         **kwargs: Any,
     ) -> None:
-        if rank is None and dim % heads:
-            raise ValueError(
-                f"rank=None means rank = dim/heads, but heads={heads} does not divide dim={dim}"
-            )
+        self.check_hparams({"dim": dim, "heads": heads, "rank": rank}, {})
         super().__init__(**kwargs)
         r = rank if rank is not None else dim // heads
         self.rank = r
@@ -82,6 +81,38 @@ class LowRankAttention(EvaluatedModule):
         self.k = nn.Parameter(torch.randn(shape) * s)
         self.v = nn.Parameter(torch.randn(shape) / math.sqrt(dim))
         self.o = nn.Parameter(torch.randn(layers, heads, r, dim) / math.sqrt(r * heads))
+
+    @classmethod
+    def check_hparams(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+        """``rank=None`` needs H | d; an explicit rank is at most d (a head's Q, K, V ∈ R^{d×r})."""
+        dim, heads, rank = hp["dim"], hp["heads"], hp["rank"]
+        if rank is None and dim % heads:
+            raise ValueError(
+                f"rank=None means rank = dim/heads, but heads={heads} does not divide dim={dim}: "
+                "set heads to a divisor of dim, or set rank"
+            )
+        if rank is not None and rank > dim:
+            raise ValueError(
+                f"rank={rank} > dim={dim}: a head projects R^dim to R^rank, so its rank is at "
+                f"most dim; set rank <= {dim}"
+            )
+
+    @classmethod
+    def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
+        """Q, K, V, O (L, H, d, r); per sample and layer the queries' and keys' (H, T, r)
+        projections, the (H, T_q, N_k) logits and softmax, and the (T, d) residual stream."""
+        d, h, layers = hp["dim"], hp["heads"], hp["layers"]
+        r = hp["rank"] if hp["rank"] is not None else d // h
+        t = data.get("n_set", 2)
+        keys = t if hp["self_attention"] else t - 1
+        last_q = t if hp["self_attention"] else 1
+
+        def layer(tq: int) -> int:  # float32 values kept by a layer with tq queries
+            return h * (2 * tq * r + 2 * keys * r + 2 * tq * keys) + tq * d + t * d
+
+        params = 4 * layers * h * d * r
+        act = 4 * data.get("batch_size", 1) * ((layers - 1) * layer(t) + layer(last_q))
+        return Footprint(params=params, modules=4, other=act + 12 * params)
 
     def attention(self, h: Tensor, layer: int, queries: slice | None = None) -> Tensor:
         """A_l(h) at the tokens ``queries`` (all by default). h: (B, T, d) → (B, T', d)."""

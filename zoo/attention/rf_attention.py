@@ -7,6 +7,7 @@ Features Lens" (NeurIPS 2023). Inputs, metrics and the ridge / SGD fit: :mod:`zo
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import torch
@@ -20,6 +21,7 @@ from zoo.attention.base import (
     check_set_input,
 )
 from zoo.core import Interval, register_model
+from zoo.core.config import Footprint
 
 __all__ = ["RFAttention"]
 
@@ -73,6 +75,14 @@ class RFAttention(RandomFeatureModel):
         w = w + w_mean * math.sqrt(dim) * torch.eye(dim)
         self.register_buffer("W", w, persistent=True)
         self.readout = nn.Parameter(torch.zeros(self.num_features, self.out_dim))
+
+    @classmethod
+    def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
+        """W (M, d, d) frozen, P = M(d + 1) features; per sample u (M, d), the (M, N) logits
+        and activations and Φ (see :meth:`RandomFeatureModel._footprint`)."""
+        m, d, keys = hp["heads"], hp["dim"], data.get("n_set", 2) - 1
+        p = m * (d + int(hp["value_bias"]))
+        return cls._footprint(hp, data, m * d * d, p, m * (d + 2 * keys) + p)
 
     @property
     def num_features(self) -> int:

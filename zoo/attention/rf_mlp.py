@@ -8,6 +8,7 @@ two-layer random-feature model. Inputs, metrics and the fit: :mod:`zoo.attention
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import torch
@@ -15,6 +16,7 @@ from torch import Tensor, nn
 
 from zoo.attention.base import RF_DATA, Activation, RandomFeatureModel, apply_activation
 from zoo.core import Interval, register_model
+from zoo.core.config import Footprint
 
 __all__ = ["RFMLP"]
 
@@ -59,6 +61,14 @@ class RFMLP(RandomFeatureModel):
         w = torch.randn(n_set * dim, self.width, generator=g) / math.sqrt(n_set)
         self.register_buffer("W", w, persistent=True)
         self.readout = nn.Parameter(torch.zeros(self.width, self.out_dim))
+
+    @classmethod
+    def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
+        """W ((N+1)d, P) frozen; per sample the P pre-activations and features (see
+        :meth:`RandomFeatureModel._footprint`)."""
+        d = hp["dim"]
+        p = hp["match_heads"] * (d + 1) if hp["match_heads"] > 0 else hp["width"]
+        return cls._footprint(hp, data, hp["n_set"] * d * p, p, 2 * p)
 
     @property
     def num_features(self) -> int:

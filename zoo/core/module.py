@@ -37,6 +37,15 @@ class ZooModule(pl.LightningModule):
     whole training split before its first step (a closed-form fit, an output standardisation)
     implements :meth:`on_train_split`. :meth:`setup` checks, once per stage, that an attached
     datamodule agrees with the model on the keys they share (see ``register_model(shared=)``).
+
+    Checks before anything is built (run by ``ModelSpec.configs``, so by ``zoo.create`` and
+    the recipes): a subclass may define the classmethods ``check_hparams(hp, data)``, which
+    raises ``ValueError`` on inconsistent hyper-parameters, and ``footprint(hp, data)``, the
+    :class:`~zoo.core.config.Footprint` of the model and one training batch of ``data``,
+    computed analytically (no allocation, no random draws).
+
+    A non-finite training loss stops the run (:meth:`on_before_backward`, which an override
+    calls through ``super()``), before the step that would make the weights non-finite.
     """
 
     zoo_name: str | None = None
@@ -44,6 +53,8 @@ class ZooModule(pl.LightningModule):
     monitor: str = "val/loss"
     monitor_mode: Literal["min", "max"] = "min"
     zoo_data_config: dict[str, Any] | None = None
+    #: id of the checkpoint this module was last saved as or loaded from (``zoo.save``/``load``)
+    zoo_export_id: str | None = None
     zoo_metrics: dict[str, float]
 
     def __init__(
@@ -109,6 +120,28 @@ class ZooModule(pl.LightningModule):
             "model": {"name": self.zoo_name, **dict(self.hparams)},
             "data": dict(self.zoo_data_config or {}),
         }
+
+    def on_before_backward(self, loss: Tensor) -> None:
+        """Raise ``FloatingPointError`` if the training ``loss`` is NaN or ±inf.
+
+        Runs before the backward pass, so the weights (and any checkpoint written when the
+        run stops) are those of the last finite step. Under DDP every rank takes the same
+        decision, so all of them stop.
+        """
+        finite = bool(torch.isfinite(loss.detach()).all())
+        trainer = self._trainer
+        if trainer is not None:
+            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if finite:
+            return
+        where = f"epoch {self.current_epoch}, global step {self.global_step}"
+        lr = self.hparams.get("lr")
+        raise FloatingPointError(
+            f"{type(self).__name__}: the training loss is not finite "
+            f"({float(loss.detach().sum())!r}) at {where}: training stopped. Lower the learning "
+            f"rate (model.lr={lr}), clip gradients (trainer.gradient_clip_val=1.0) or check the "
+            "data"
+        )
 
     # -- evaluation: validation and test share one implementation --------------------------
     def eval_step(self, stage: Literal["val", "test"], batch: Any) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from zoo.core.config import validate_kwargs
+from zoo.core.config import Footprint, check_footprint, hparam_defaults, validate_kwargs
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -92,7 +92,12 @@ class Registry(Generic[E]):
     def unknown(self, name: Any) -> ValueError:
         """The error for an unknown ``name``: close matches first, then every valid name."""
         valid = self.names()
-        close = difflib.get_close_matches(name, valid, n=3) if isinstance(name, str) else []
+        if not isinstance(name, str) or not name:
+            return ValueError(
+                f"a {self.kind} name must be a non-empty str, got {name!r} "
+                f"({type(name).__name__}). Valid {self.kind}s: {valid}"
+            )
+        close = difflib.get_close_matches(name, valid, n=3)
         hint = f" Did you mean {close}?" if close else ""
         return ValueError(f"unknown {self.kind} {name!r}.{hint} Valid {self.kind}s: {valid}")
 
@@ -188,7 +193,9 @@ class ModelSpec:
         m = validate_kwargs(self.cls, m, what=f"model {self.name!r}")
         for mk, dk in self.shared.items():
             d[dk] = m[mk]
-        return m, _data_config({"name": self.data, **d})
+        data_cfg = _data_config({"name": self.data, **d})
+        _check_model(self, m, data_cfg)
+        return m, data_cfg
 
     def model_config(self, **overrides: Any) -> dict[str, Any]:
         """Full, validated ``__init__`` kwargs of this model (defaults ⊕ overrides)."""
@@ -201,6 +208,48 @@ class ModelSpec:
 
 def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
+
+
+def _sizes(cfg: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    """`` (depth=1000000, width=8)``: the numeric settings of ``cfg`` that differ from
+    ``defaults`` (what a size error is most likely about), or ``""``."""
+    set_ = [
+        f"{k}={_short(v)}"
+        for k, v in cfg.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v != defaults.get(k)
+    ]
+    return f" ({', '.join(set_)})" if set_ else ""
+
+
+def _short(value: float) -> str:
+    """``repr`` of a number, ints of more than 20 digits as ``≈1.00e+400``."""
+    digits = str(abs(value))
+    if not isinstance(value, int) or len(digits) <= 20:
+        return repr(value)
+    return f"{'-' if value < 0 else ''}≈{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
+
+
+def _estimate(footprint: Callable[..., Footprint], *args: Any) -> Footprint:
+    try:
+        return footprint(*args)
+    except OverflowError:  # sizes beyond a float: astronomically large
+        return Footprint(other=float("inf"))
+
+
+def _check_model(spec: ModelSpec, hp: dict[str, Any], data: dict[str, Any]) -> None:
+    """The model's own consistency checks (``cls.check_hparams(hp, data)``), then its
+    estimated footprint (``cls.footprint(hp, data)``) against the memory limit."""
+    check = getattr(spec.cls, "check_hparams", None)
+    if check is not None:
+        check(hp, data)
+    footprint = getattr(spec.cls, "footprint", None)
+    if footprint is not None:
+        defaults = {**hparam_defaults(spec.cls), **spec.defaults}
+        check_footprint(
+            f"model {spec.name!r}{_sizes(hp, defaults)}",
+            _estimate(footprint, hp, data),
+            other=f"activations and training state for a batch of {data.get('batch_size')}",
+        )
 
 
 MODELS: Registry[ModelSpec] = Registry("model", identity=lambda spec: spec.cls)
@@ -290,7 +339,15 @@ def _data_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"a data config needs a 'name'; registered: {list_datamodules()}")
     name = cfg.pop("name")
     cls = get_datamodule_class(name)
-    return {"name": name, **validate_kwargs(cls, cfg, what=f"datamodule {name!r}")}
+    cfg = validate_kwargs(cls, cfg, what=f"datamodule {name!r}")
+    footprint = getattr(cls, "footprint", None)
+    if footprint is not None:
+        check_footprint(
+            f"datamodule {name!r}{_sizes(cfg, hparam_defaults(cls))}",
+            _estimate(footprint, cfg),
+            other="its splits and the tensors that generate them",
+        )
+    return {"name": name, **cfg}
 
 
 def check_shared(name: str | None, hparams: Mapping[str, Any], data: Mapping[str, Any]) -> None:

@@ -19,14 +19,14 @@ datamodule uses it); :func:`sample_sbm` is its single-graph case.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import torch
 from torch import Tensor
 
-from zoo.core.config import Interval
-from zoo.core.data import Split, SyntheticDataModule
+from zoo.core.config import Footprint, Interval
+from zoo.core.data import SPLITS, Split, SyntheticDataModule
 from zoo.core.registry import register_datamodule
 
 __all__ = [
@@ -286,6 +286,25 @@ class SBMDataModule(SyntheticDataModule):
         if n_nodes < n_classes:
             raise ValueError(f"n_nodes={n_nodes} must be >= n_classes={n_classes}")
         super().__init__(**kwargs)
+
+    @staticmethod
+    def expected_edges(cfg: Mapping[str, Any]) -> float:
+        """Expected number of undirected edges of one graph of the config ``cfg``."""
+        n, c = cfg["n_nodes"], cfg["n_classes"]
+        p_in, p_out = (cfg["q"], cfg["p"]) if cfg["heterophilic"] else (cfg["p"], cfg["q"])
+        within = n * max(n / c - 1, 0) / 2  # pairs inside balanced communities
+        return within * p_in + (n * (n - 1) / 2 - within) * p_out
+
+    @classmethod
+    def footprint(cls, cfg: Mapping[str, Any]) -> Footprint:
+        """Memory of all splits: per graph x (N, F) float32, y (N,) int64, both directions of
+        every edge as int64 and ~2 KiB of Python objects; plus the sampler's temporaries
+        (~64 bytes per edge) for the largest split."""
+        n, edges = cfg["n_nodes"], cls.expected_edges(cfg)
+        graph = n * cfg["feature_dim"] * 4 + n * 8 + 2 * edges * 2 * 8 + 2048
+        graphs = sum(cfg[f"n_{s}"] for s in SPLITS)
+        largest = max(cfg[f"n_{s}"] for s in SPLITS)
+        return Footprint(other=graphs * graph + largest * edges * 64)
 
     @property
     def block_sizes(self) -> list[int]:

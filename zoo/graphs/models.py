@@ -38,7 +38,9 @@ the final conv that reads those features: ``W₁`` for ``Hᴸ`` (only with the s
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import pytorch_lightning as pl
@@ -49,10 +51,11 @@ from torch_geometric.nn import GCNConv, InstanceNorm, SAGEConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import scatter
 
-from zoo.core.config import Interval
+from zoo.core.config import Footprint, Interval
 from zoo.core.module import ZooModule
 from zoo.core.registry import register_model
 from zoo.graphs.collapse import CollapseMetric, LayerwiseCollapse, best_permutation
+from zoo.graphs.data import SBMDataModule
 
 __all__ = [
     "GCNCollapse",
@@ -215,6 +218,36 @@ class GNNCollapse(ZooModule):
             # Training graphs: last layer only, pooled sufficient statistics (a few adds per
             # step, so tracking costs ~nothing next to the step), NC1/ÑC1/NC2.
             self.nc_train = CollapseMetric(n_classes, width, per_graph=False)
+
+    @classmethod
+    def conv_size(cls, hp: Mapping[str, Any], d_in: int, d_out: int) -> tuple[int, int]:
+        """(parameters, modules) of one :meth:`make_conv` ``d_in → d_out``, without building it."""
+        raise NotImplementedError
+
+    @classmethod
+    def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
+        """Weights, modules and one training batch of ``data`` (SBM graphs), analytically.
+
+        Per layer and node ~6 float32 activations of width d are kept for the backward pass;
+        the sparse Â and Âᵀ cost 12 bytes per directed edge each, the permutation-invariant
+        loss 3 floats per node and permutation; gradients and optimiser moments 3 floats per
+        parameter; the pooled training NC statistics (C + Cd + d²) float64.
+        """
+        f, c, d, depth = hp["feature_dim"], hp["n_classes"], hp["width"], hp["depth"]
+        conv_p, conv_m = cls.conv_size(hp, d, d)
+        last_p, last_m = cls.conv_size(hp, d, c)
+        norm_p = 2 * d if hp["norm"] != "none" else 0
+        params = f * d + depth * (conv_p + norm_p) + last_p
+        modules = 4 + depth * (conv_m + 1) + last_m  # self, proj, 2 lists; Identity norms count
+        stats = 0
+        if hp["track_collapse"]:
+            modules += 2 + 4 * (2 + depth + 1)  # ModuleDict, nc_train, 4 x (list + metrics)
+            stats = (c + c * d + d * d) * 8
+        nodes = data.get("n_nodes", 0) * data.get("batch_size", 1)
+        edges = SBMDataModule.expected_edges(data) * data.get("batch_size", 1) if nodes else 0
+        act = 4 * nodes * (f + 6 * d * (depth + 1)) + 2 * 2 * edges * 12
+        act += 12 * nodes * math.factorial(c) + 12 * params + stats
+        return Footprint(params=params, modules=modules, other=act)
 
     @staticmethod
     def _make_norm(norm: str, width: int) -> nn.Module:
@@ -437,6 +470,12 @@ class MeanGNN(GNNCollapse):
     def make_conv(self, d_in: int, d_out: int) -> nn.Module:
         return SAGEConv(d_in, d_out, aggr="mean", root_weight=self._self_weight, bias=False)
 
+    @classmethod
+    def conv_size(cls, hp: Mapping[str, Any], d_in: int, d_out: int) -> tuple[int, int]:
+        """``SAGEConv``: W₂ (and W₁), modules conv, aggregation, lin_l (and lin_r)."""
+        root = hp["self_weight"]
+        return d_in * d_out * (1 + root), 3 + root
+
     def conv(self, layer: nn.Module, h: Tensor, ctx: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         # SAGEConv.forward, split to expose Â h; the mean aggregation runs as one CSR
         # matmul per layer (propagate's scatter-mean is ~4x slower on CPU; same values).
@@ -471,6 +510,11 @@ class GCNCollapse(GNNCollapse):
 
     def make_conv(self, d_in: int, d_out: int) -> nn.Module:
         return GCNConv(d_in, d_out, bias=False, normalize=False)
+
+    @classmethod
+    def conv_size(cls, hp: Mapping[str, Any], d_in: int, d_out: int) -> tuple[int, int]:
+        """``GCNConv``: W, modules conv, aggregation, lin."""
+        return d_in * d_out, 3
 
     def conv(self, layer: nn.Module, h: Tensor, ctx: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         ah = aggregate(ctx, h)

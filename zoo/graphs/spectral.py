@@ -31,17 +31,18 @@ vectorised over graphs) for C > 2.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from zoo.core.config import Interval
+from zoo.core.config import Footprint, Interval, Seed
 from zoo.core.module import ZooModule
 from zoo.core.registry import register_model
 from zoo.graphs.collapse import class_statistics, nc_from_statistics, overlap
+from zoo.graphs.data import SBMDataModule
 
 __all__ = [
     "OPERATORS",
@@ -289,10 +290,19 @@ class SpectralSBM(ZooModule):
         n_iter: Annotated[int, Interval(ge=0)] = 64,
         n_classes: Annotated[int, Interval(ge=2, le=8)] = 2,
         log_every: Annotated[int, Interval(ge=1)] = 8,
-        seed: int = 0,
+        seed: Seed = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+
+    @classmethod
+    def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
+        """No weights; per batch of SBM graphs a few (N, C) iterates and the sparse operator
+        (12 bytes per directed edge, twice)."""
+        batch = data.get("batch_size", 1)
+        nodes = data.get("n_nodes", 0) * batch
+        edges = SBMDataModule.expected_edges(data) * batch if nodes else 0
+        return Footprint(modules=1, other=16 * nodes * hp["n_classes"] + 2 * 2 * edges * 12)
 
     def _iterates(
         self, edge_index: Tensor, num_nodes: int, batch: Tensor | None

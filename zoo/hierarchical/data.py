@@ -20,14 +20,15 @@ Denoising observations are ``y = E x⁽ᴸ⁾ + σ g`` with the one-hot embeddin
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor
 
-from zoo.core.config import Interval
-from zoo.core.data import SyntheticDataModule
+from zoo.core.config import Footprint, Interval, Seed, safe_pow
+from zoo.core.data import SPLITS, SyntheticDataModule, TensorBatches
 from zoo.core.registry import register_datamodule
 
 __all__ = [
@@ -291,7 +292,7 @@ class GHMDataModule(SyntheticDataModule):
         depth: Annotated[int, Interval(ge=1)] = 4,
         n_rules: Annotated[int, Interval(ge=1)] = 2,
         concentration: Annotated[float, Interval(gt=0)] = 1.0,
-        grammar_seed: int = 0,
+        grammar_seed: Seed = 0,
         task: Literal["classification", "denoising"] = "classification",
         sigma: Annotated[float, Interval(gt=0)] = 1.0,
         sigma_dist: Literal["fixed", "loguniform"] = "fixed",
@@ -301,14 +302,34 @@ class GHMDataModule(SyntheticDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if grammar == "rhm" and n_symbols * n_rules > n_symbols**branching:
+        if grammar == "rhm" and n_rules > safe_pow(n_symbols, branching - 1):
             raise ValueError(
-                f"RHM needs n_symbols*n_rules <= n_symbols**branching, got "
-                f"{n_symbols}*{n_rules} > {n_symbols**branching}"
+                f"RHM needs n_symbols*n_rules <= n_symbols**branching (disjoint rules), got "
+                f"n_symbols={n_symbols}, n_rules={n_rules}, branching={branching}"
             )
         if sigma_dist == "loguniform" and not sigma_min < sigma_max:
             raise ValueError(f"need sigma_min < sigma_max, got {sigma_min} >= {sigma_max}")
         self._grammar: Grammar | None = None
+
+    @classmethod
+    def footprint(cls, cfg: Mapping[str, Any]) -> Footprint:
+        """Memory of the grammar and all splits, from the sizes alone.
+
+        The grammar holds ``L`` float32 tables of ``S^(m+1)`` entries (drawn with ~4 float64
+        temporaries of that size); a sample stores its ``N = m^L`` int64 leaves (denoising:
+        also y (N, S) float32); sampling the largest split needs ~40 bytes per leaf and,
+        for denoising, 16 per leaf and symbol.
+        """
+        s, m, depth = cfg["n_symbols"], cfg["branching"], cfg["depth"]
+        leaves = safe_pow(m, depth)
+        table = safe_pow(s, m + 1)
+        per_leaf = 8 + (4 * s if cfg["task"] == "denoising" else 0)
+        samples = sum(cfg[f"n_{split}"] for split in SPLITS)
+        largest = max(cfg[f"n_{split}"] for split in SPLITS)
+        transient = largest * leaves * (40 + (16 * s if cfg["task"] == "denoising" else 0))
+        return Footprint(
+            other=depth * table * 4 + table * 32 + samples * leaves * per_leaf + transient
+        )
 
     @property
     def grammar(self) -> Grammar:
@@ -342,24 +363,35 @@ def _noisy(leaves: Tensor, sigma: Tensor, n_symbols: int, generator: torch.Gener
 class _FreshNoise:
     """Wraps the training :class:`~zoo.core.TensorBatches`: fresh ``(σ, g)`` every epoch.
 
-    Epoch ``e`` draws from a generator seeded by ``(seed, e)``, so runs stay reproducible.
+    Epoch ``e`` (the trainer's epoch) draws from a generator seeded by ``(seed, e)``, so runs
+    stay reproducible and a resumed run sees the noise of an uninterrupted one (a mid-epoch
+    resume redraws the noise of the batches it skips). Resumable like the wrapped loader.
     """
 
-    def __init__(self, loader: Any, hp: Any) -> None:
+    def __init__(self, loader: TensorBatches, hp: Any) -> None:
         self.loader, self.hp = loader, hp
 
     def __len__(self) -> int:
         return len(self.loader)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        return self.loader.serve(self.epoch_batches)
+
+    def state_dict(self) -> dict[str, int]:
+        return self.loader.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.loader.load_state_dict(state_dict)
+
+    def epoch_batches(self, epoch: int) -> Iterator[tuple[Tensor, ...]]:
+        """Every batch of ``epoch``: ``(y, leaves, sigma, root)`` with this epoch's noise."""
         import numpy as np
 
-        epoch = self.loader.epoch
         state = np.random.SeedSequence([int(self.hp.seed), 1000, epoch]).generate_state(
             1, np.uint64
         )
         gen: torch.Generator | None = None
-        for _, leaves, _, root in self.loader:
+        for _, leaves, _, root in self.loader.epoch_batches(epoch):
             if gen is None:
                 gen = torch.Generator(device=leaves.device).manual_seed(int(state[0] >> 1))
             sigma = draw_sigma(len(leaves), self.hp, gen, leaves.device)

@@ -21,6 +21,7 @@ Features live on the tree: level ``ℓ`` is a (B, W, m^ℓ) tensor, position ``i
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import torch
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from zoo.core.config import Interval
+from zoo.core.config import Footprint, Interval, safe_pow
 from zoo.core.module import ZooModule
 from zoo.core.registry import register_model
 from zoo.hierarchical import bp
@@ -64,6 +65,32 @@ def _mlp(c_in: int, width: int, layers: int) -> nn.Sequential:
     for i in range(layers):
         mods += [nn.Conv1d(c_in if i == 0 else width, width, 1), nn.GELU()]
     return nn.Sequential(*mods)
+
+
+def _mlp_size(c_in: int, width: int, layers: int) -> tuple[int, int]:
+    """(parameters, modules) of :func:`_mlp`."""
+    if layers == 0:
+        return 0, 1
+    return c_in * width + width + (layers - 1) * (width * width + width), 1 + 2 * layers
+
+
+def _encoder_size(
+    c_in: int, width: int, branching: int, depth: int, layers: int
+) -> tuple[int, int]:
+    """(parameters, modules) of :class:`_Encoder`."""
+    inp_p, inp_m = _mlp_size(c_in, width, 1)
+    mlp_p, mlp_m = _mlp_size(width, width, layers)
+    level_p = width * width * branching + width + mlp_p
+    return inp_p + depth * level_p, 2 + inp_m + depth * (3 + mlp_m)
+
+
+def _activations(hp: Mapping[str, Any], data: Mapping[str, Any], per_node: int) -> float:
+    """Bytes of one training batch: ``per_node`` float32 channels at every tree node
+    (Σ_ℓ m^ℓ nodes per sample) and the (N, S) inputs and outputs."""
+    m, width = hp["branching"], hp["width"]
+    leaves = safe_pow(m, hp["depth"])
+    nodes = leaves * m / (m - 1)  # Σ_ℓ m^ℓ < m^(L+1)/(m-1)
+    return data.get("batch_size", 1) * 4 * (nodes * width * per_node + 4 * leaves * hp["n_symbols"])
 
 
 class _Encoder(nn.Module):
@@ -123,6 +150,11 @@ class _BPModule(ZooModule):
 
     def _leaves_len(self) -> int:
         return self.hparams.branching**self.hparams.depth
+
+    @staticmethod
+    def _training_state(params: float) -> float:
+        """Gradients and two optimiser moments per parameter, in bytes."""
+        return 12 * params
 
 
 @register_model(
@@ -193,6 +225,25 @@ class UNetBP(_BPModule):
                 for k in ("mse", "bayes_mse", "leaf_acc", "bayes_leaf_acc")
             }
         )
+
+    @classmethod
+    def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
+        """Weights and modules as built by ``__init__``, and one training batch (~7 + 4k
+        channels of width W kept per tree node: encoder, upsampling, skip join, fused MLP)."""
+        s, w, m, depth, k = (
+            hp[x] for x in ("n_symbols", "width", "branching", "depth", "mlp_layers")
+        )
+        sigma = int(hp["sigma_cond"])
+        enc_p, enc_m = _encoder_size(s + sigma, w, m, depth, k)
+        mid_p, mid_m = _mlp_size(w, w, max(1, k))
+        fuse_p, fuse_m = _mlp_size(w * (2 if hp["skips"] else 1), w, 1 + k)
+        params = enc_p + mid_p + depth * (w * w * m + w + fuse_p) + w * s + s
+        modules = 1 + enc_m + mid_m + 2 + depth * (1 + fuse_m) + 1 + 9
+        if sigma:
+            params += 2 * w + w * w + w + (2 * depth + 1) * (2 * w * w + 2 * w)
+            modules += 5 + 2 + (2 * depth + 1) * 2
+        act = _activations(hp, data, 7 + 4 * k) + cls._training_state(params)
+        return Footprint(params=params, modules=modules, other=act)
 
     def forward(self, y: Tensor, sigma: Tensor | None = None) -> Tensor:
         """Denoise: y (B, N, S), sigma (B,) (iff ``sigma_cond``) → ``Ê[E x | y]`` (B, N, S)."""
@@ -325,6 +376,16 @@ class ConvNetBP(_BPModule):
         self.metrics = nn.ModuleDict(
             {f"{s}_{k}": MeanMetric() for s in ("val", "test") for k in ("acc", "bayes_acc")}
         )
+
+    @classmethod
+    def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
+        """Weights and modules as built by ``__init__``, and one training batch (~2 + 2k
+        channels of width W kept per tree node)."""
+        s, w = hp["n_symbols"], hp["width"]
+        enc_p, enc_m = _encoder_size(s, w, hp["branching"], hp["depth"], hp["mlp_layers"])
+        params = enc_p + w * s + s
+        act = _activations(hp, data, 2 + 2 * hp["mlp_layers"]) + cls._training_state(params)
+        return Footprint(params=params, modules=enc_m + 7, other=act)
 
     def forward(self, leaves: Tensor) -> Tensor:
         """Root logits: leaves (B, N) long (or soft/one-hot (B, N, S)) → (B, S)."""

@@ -4,15 +4,15 @@ registered exact target (see :mod:`zoo.sets.samplers` and :mod:`zoo.sets.targets
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from zoo.core.config import Interval
-from zoo.core.data import SyntheticDataModule, TensorBatches
+from zoo.core.config import Footprint, Interval, validate_kwargs
+from zoo.core.data import SPLITS, SyntheticDataModule, TensorBatches
 from zoo.core.registry import register_datamodule
 from zoo.sets.samplers import SAMPLERS, sample_sets
 from zoo.sets.targets import evaluate_target, get_target
@@ -20,27 +20,28 @@ from zoo.sets.targets import evaluate_target, get_target
 __all__ = ["SetDataModule"]
 
 
-class _ResampledBatches:
+class _ResampledBatches(TensorBatches):
     """Train batches of fresh samples each epoch (epoch 0 serves the cached split).
 
-    Epoch e ≥ 1 draws ``n`` new samples with a generator seeded by ``(seed, "train", e)``,
-    so runs stay deterministic while no training set is ever reused.
+    Epoch e ≥ 1 draws ``n_train`` new samples with a generator seeded by
+    ``(seed, "train", e)``, e the trainer's epoch: runs stay deterministic, a resumed run
+    sees the samples of an uninterrupted one, and no training set is ever reused.
     """
 
-    def __init__(self, dm: SetDataModule, n: int, batch_size: int, rank: int, world: int) -> None:
-        self.dm, self.n, self.batch_size, self.rank, self.world = dm, n, batch_size, rank, world
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        per_rank = -(-self.n // self.world)
-        return -(-per_rank // self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        data = self.dm.split("train") if self.epoch == 0 else self.dm.fresh_train(self.epoch)
-        self.epoch += 1
-        yield from TensorBatches(
-            data, self.batch_size, shuffle=False, rank=self.rank, world_size=self.world
+    def __init__(self, dm: SetDataModule, rank: int, world: int) -> None:
+        super().__init__(
+            dm.split("train"),
+            dm.hparams.batch_size,
+            rank=rank,
+            world_size=world,
+            epoch=dm.trainer_epoch,
         )
+        self.dm = dm
+
+    def epoch_batches(self, epoch: int) -> Iterator[tuple[Tensor, ...]]:
+        data = self.dm.split("train") if epoch == 0 else self.dm.fresh_train(epoch)
+        batches = TensorBatches(data, self.batch_size, rank=self.rank, world_size=self.world_size)
+        yield from batches.epoch_batches(epoch)
 
 
 @register_datamodule("sets")
@@ -72,10 +73,32 @@ class SetDataModule(SyntheticDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        SAMPLERS.get(sampler)  # unknown samplers fail here, listing the valid ones
+        # unknown names, unknown or invalid parameters fail here, not when data is drawn
+        validate_kwargs(
+            SAMPLERS.get(sampler),
+            sampler_params or {},
+            what=f"sampler {sampler!r} (sampler_params)",
+            fixed=("n", "n_set", "dim", "generator", "device"),
+        )
         self.target_spec = get_target(target)
+        validate_kwargs(
+            self.target_spec.fn,
+            target_params or {},
+            what=f"target {target!r} (target_params)",
+            fixed=("x",),
+        )
         self.sampler_params = dict(sampler_params or {})
         self.target_params = dict(target_params or {})
+
+    @classmethod
+    def footprint(cls, cfg: Mapping[str, Any]) -> Footprint:
+        """Memory of all splits: x (n, N, D) and labels of at most that size, float32; drawing
+        the largest split needs a float64 copy of x plus the (n, N, N) float64 temporaries of
+        pairwise targets and samplers (~24 bytes per point-pair and per coordinate)."""
+        n, d = cfg["n_set"], cfg["dim"]
+        samples = sum(cfg[f"n_{split}"] for split in SPLITS)
+        largest = max(cfg[f"n_{split}"] for split in SPLITS)
+        return Footprint(other=samples * n * d * 8 + largest * (24 * n * d + 24 * n * n))
 
     @property
     def symmetry(self) -> str:
@@ -116,13 +139,12 @@ class SetDataModule(SyntheticDataModule):
     def train_dataloader(self) -> Any:
         if not self.hparams.resample:
             return super().train_dataloader()
-        if "train_fresh" not in self._loaders:
+        if "train" not in self._loaders:
             trainer = getattr(self, "trainer", None)
-            self._loaders["train_fresh"] = _ResampledBatches(
+            loader = _ResampledBatches(
                 self,
-                self.hparams.n_train,
-                self.hparams.batch_size,
                 trainer.global_rank if trainer is not None else 0,
                 trainer.world_size if trainer is not None else 1,
             )
-        return self._loaders["train_fresh"]
+            self._cache_loader("train", loader)
+        return self._loaders["train"]
