@@ -95,7 +95,7 @@ class TensorBatches:
 
     def _permutation(self, epoch: int) -> Tensor:
         """The shuffled order of ``epoch``: a permutation of ``range(n)`` from seed and epoch."""
-        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        g = torch.Generator().manual_seed((self.seed * 100_003 + epoch) % 2**64)  # any valid seed
         return torch.randperm(self.n, generator=g)
 
     def _indices(self, epoch: int) -> Tensor | None:
