@@ -374,8 +374,9 @@ def create(name: str, **overrides: Any) -> ZooModule:
     it is meant to train on (``module.zoo_data_config``), which follows the shared keys:
     ``create("unet_bp", depth=4)`` trains on depth-4 trees.
     """
-    model_cfg, data_cfg = get_spec(name).configs(overrides)
-    module = MODELS.get(name).cls(**model_cfg)
+    spec = get_spec(name)
+    model_cfg, data_cfg = spec.configs(overrides)
+    module = spec.cls(**model_cfg)
     module.zoo_name = name
     module.zoo_data_config = data_cfg
     return module
