@@ -111,6 +111,10 @@ def test_push_then_load_online_then_offline(
     assert torch.equal(out, _outputs(loaded))
     assert loaded.zoo_metrics == {"test/loss": 0.25, "test/acc": 0.75}
     assert {f"{r.method} {r.route}" for r in hub.requests[n_push:]} == PULL_ROUTES
+    # Every request names the library (the Hub's per-library download statistics).
+    # (huggingface_hub's own once-a-day /api/agent-harnesses ping is not ours.)
+    agents = {(r.route, r.user_agent) for r in hub.requests if r.route != "/api/agent-harnesses"}
+    assert agents and all(f"zoo/{zoo.__version__}" in (a or "") for _, a in agents), agents
     snapshot = download("org/net")
     assert snapshot == Path(constants.HF_HUB_CACHE) / "models--org--net" / "snapshots" / sha
     assert sorted(p.name for p in snapshot.iterdir()) == sorted(CHECKPOINT_FILES)
@@ -155,7 +159,7 @@ def test_invalid_card_metadata_is_rejected_before_upload(
 ) -> None:
     _, directory = checkpoint
     card = directory / CARD_NAME
-    card.write_text(card.read_text().replace("tags: [", "tags: {x: [", 1).replace("]", "]}", 1))
+    card.write_text(card.read_text().replace("license: mit", "license: [mit]", 1))
     with pytest.raises(ValueError, match=r"Invalid metadata in README\.md"):
         push(directory, "org/bad")
     assert "POST /api/{type}s/{repo}/commit/{rev}" not in hub.routes

@@ -121,6 +121,7 @@ class Request:
     route: str | None
     status: int
     authorization: str | None
+    user_agent: str | None = None
 
 
 class HubError(Exception):
@@ -289,7 +290,16 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as e:  # a bug in the fake: answer 500 rather than hang the client
             status, payload = 500, json.dumps({"error": repr(e)}).encode()
             headers = {"Content-Type": "application/json"}
-        hub._record(Request(method, url.path, route, status, self.headers.get("Authorization")))
+        hub._record(
+            Request(
+                method,
+                url.path,
+                route,
+                status,
+                self.headers.get("Authorization"),
+                self.headers.get("User-Agent"),
+            )
+        )
         self.send_response(status)
         headers.setdefault("Content-Length", str(len(payload)))
         for k, v in headers.items():

@@ -61,6 +61,7 @@ from filelock import FileLock
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
+from zoo.core.card import headline_metrics, model_card
 from zoo.core.module import ZooModule
 from zoo.core.registry import check_shared, create, get_spec
 from zoo.core.version import __version__
@@ -111,68 +112,6 @@ def _jsonable(metrics: Mapping[str, Any]) -> dict[str, Any]:
             v = str(v)
         out[str(k)] = v
     return out
-
-
-def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """The headline metrics (``test/acc``), without nested ones (``test/nc_h/layer_07/nc1``)."""
-    return {k: v for k, v in metrics.items() if k.count("/") <= 1}
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else f"`{v}`"
-
-
-def model_card(config: Mapping[str, Any], extra: str = "") -> str:
-    """Render the model card (``README.md``) of a checkpoint from its config."""
-    model, data = dict(config["model"]), dict(config["data"])
-    name = model.pop("name")
-    spec = get_spec(name)
-    family = spec.family
-    metrics = config.get("metrics", {})
-    lines = [
-        "---",
-        "library_name: zoo",
-        f"tags: [zoo, pytorch-lightning, {family}]",
-        "license: mit",
-        "---",
-        "",
-        f"# `{name}`",
-        "",
-        spec.description,
-        "",
-    ]
-    if spec.paper:
-        lines += [f"Reproduces: {spec.paper}", ""]
-    lines += ["## Usage", "", "```python", "import zoo", "", f'model = zoo.load("{name}")']
-    lines += ["datamodule = zoo.create_datamodule(model, seed=1)  # fresh data, same distribution"]
-    lines += ["```", "", "## Metrics (measured on the test split)", ""]
-    if metrics:
-        # Nested metrics stay in config.json and in the model's own section below.
-        head = headline_metrics(metrics)
-        lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(head.items())]
-        if len(head) < len(metrics):
-            lines += ["", f"{len(metrics) - len(head)} more metrics in `config.json`."]
-    else:
-        lines += ["No metrics recorded."]
-    lines += ["", "Re-measure on fresh data with:", ""]
-    lines += ["```", f"python recipes/eval.py checkpoint={name} data.seed=1", "```", ""]
-    if extra:
-        lines += [extra.strip(), ""]
-    lines += ["## Training data", "", f"Datamodule `{data.pop('name', '?')}`:", ""]
-    lines += ["| key | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in data.items()]
-    lines += ["", "## Hyper-parameters", "", "| key | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in model.items()]
-    lines += ["", "## How it was trained", ""]
-    lines += ["```", config.get("command") or "(no command recorded)", "```", ""]
-    lines += [
-        "## Limitations",
-        "",
-        "A small model trained on synthetic data for research on the theory it illustrates; "
-        "metrics hold for the data distribution above only.",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 _REF = "a model name (see zoo.list_models()), a checkpoint directory or an 'hf-hub:<org>/<name>' id"
@@ -406,6 +345,7 @@ def save(
     metrics: Mapping[str, Any] | None = None,
     command: str | None = None,
     data_config: Mapping[str, Any] | None = None,
+    evaluation: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``module`` as a checkpoint directory, replacing an older one atomically.
 
@@ -416,6 +356,8 @@ def save(
         metrics: measured metrics for ``config.json`` and the model card.
         command: the command that produced the weights (model card).
         data_config: the data config trained on (defaults to ``module.zoo_data_config``).
+        evaluation: how ``metrics`` were measured (``{"command": ..., "seeds": [...]}``),
+            stored under ``config.json``'s ``evaluation`` and shown on the card.
 
     Returns:
         The checkpoint directory. Its ``config.json`` holds a fresh ``export_id``, also set as
@@ -439,6 +381,8 @@ def save(
         config["data"] = dict(data_config)
     config["metrics"] = _jsonable(metrics if metrics is not None else module.zoo_metrics)
     config["command"] = command
+    if evaluation:
+        config["evaluation"] = dict(evaluation)
     config["zoo_version"] = __version__
     config["export_id"] = uuid.uuid4().hex
     config_text = json.dumps(config, indent=2, sort_keys=False) + "\n"  # TypeError if not JSON

@@ -45,6 +45,10 @@ from huggingface_hub.utils import _http as hf_http
 from huggingface_hub.utils import set_client_factory
 
 from zoo.core.checkpoint import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, read_config
+from zoo.core.version import __version__
+
+#: sent in the Hub client's user agent on every request (the Hub's per-library statistics)
+LIBRARY = {"library_name": "zoo", "library_version": __version__}
 
 try:  # huggingface_hub >= 2 ships its HTTP client as httpx2; 1.x uses httpx (same API)
     import httpx2
@@ -55,6 +59,7 @@ __all__ = [
     "CHECKPOINT_FILES",
     "DEFAULT_TIMEOUT",
     "TIMEOUT_ENV",
+    "LIBRARY",
     "HubUnreachableError",
     "download",
     "hub_timeout",
@@ -242,7 +247,7 @@ def push(
     url = endpoint or constants.ENDPOINT
     with _bounded(hub_timeout(timeout)) as call:
         try:
-            api = HfApi(endpoint=endpoint, token=token)
+            api = HfApi(endpoint=endpoint, token=token, **LIBRARY)
             repo_url = api.create_repo(repo_id, exist_ok=True, private=private)
             if revision and revision != constants.DEFAULT_REVISION:
                 api.create_branch(repo_id, branch=revision, exist_ok=True)  # from main's head
@@ -313,6 +318,7 @@ def download(
                     token=token,
                     endpoint=endpoint,
                     allow_patterns=list(CHECKPOINT_FILES),
+                    **LIBRARY,
                 )
             )
         except Exception as e:

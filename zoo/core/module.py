@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import pytorch_lightning as pl
@@ -9,6 +10,7 @@ import torch
 from torch import Tensor
 
 from zoo.core.config import Interval
+from zoo.core.evaluation import RESAMPLES, Estimate, Statistic, bootstrap, flat
 from zoo.core.registry import check_shared
 
 __all__ = ["ZooModule"]
@@ -69,6 +71,8 @@ class ZooModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.zoo_metrics = {}
+        #: per stage, the (columns, statistics) groups of the last evaluation (for pooling)
+        self.zoo_eval: dict[str, list[tuple[dict[str, Tensor], dict[str, Statistic]]]] = {}
         self._attached_data_config: dict[str, Any] | None = None
 
     # -- the model↔data contract -----------------------------------------------------------
@@ -151,11 +155,59 @@ class ZooModule(pl.LightningModule):
     def eval_epoch_end(self, stage: Literal["val", "test"]) -> None:
         """Log what :meth:`eval_step` accumulated over the epoch (default: nothing)."""
 
+    def log_estimates(
+        self,
+        stage: str,
+        columns: Mapping[str, Tensor],
+        statistics: Mapping[str, Statistic],
+        *,
+        prog_bar: str | None = None,
+        interval: bool | None = None,
+    ) -> dict[str, Estimate]:
+        """Log ``{stage}/{name}`` for every statistic of the per-example ``columns``.
+
+        With ``interval`` (default: on the test stage) each metric also gets its bootstrap
+        interval and count, logged as ``{stage}/{name}_ci_lo``, ``_ci_hi`` and ``_n`` (see
+        :mod:`zoo.core.evaluation`); the columns and statistics are kept in
+        ``self.zoo_eval[stage]`` (one group per call, cleared when the stage's epoch starts)
+        so that evaluations on several seeds can be pooled. Columns must already hold every
+        process's examples (a :class:`~zoo.core.evaluation.Columns` metric's ``compute``
+        does that).
+
+        Args:
+            stage: ``"val"`` or ``"test"``.
+            columns: ``{name: (n,)}``, one row per evaluated example.
+            statistics: ``{metric name: Statistic}`` of those columns.
+            prog_bar: the metric shown in the progress bar.
+        """
+        if interval is None:
+            interval = stage == "test"
+        n = {len(v) for v in columns.values()}
+        if n == {0} or not n:
+            return {}
+        found = bootstrap(columns, statistics, resamples=RESAMPLES if interval else 0)
+        logged: dict[str, float] = {}
+        for name, est in found.items():
+            key = f"{stage}/{name}"
+            logged.update(flat(key, est) if interval else {key: est.value})
+        for key, v in logged.items():
+            self.log(key, float(v), prog_bar=key == f"{stage}/{prog_bar}", sync_dist=False)
+        if interval:
+            cols = {k: v.detach().cpu() for k, v in columns.items()}
+            self.zoo_eval.setdefault(stage, []).append((cols, dict(statistics)))
+        return found
+
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self.eval_step("val", batch)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self.eval_step("test", batch)
+
+    def on_validation_epoch_start(self) -> None:
+        self.zoo_eval.pop("val", None)
+
+    def on_test_epoch_start(self) -> None:
+        self.zoo_eval.pop("test", None)
 
     def on_validation_epoch_end(self) -> None:
         self.eval_epoch_end("val")
