@@ -14,8 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import zoo
@@ -120,6 +122,7 @@ def validate_trainer_cfg(cfg: DictConfig) -> None:
     if not t.get("fast_dev_run"):
         _check_run_length(t)
     _check_devices(t)
+    _check_strategy(t)
     precision = t.get("precision")
     if precision is not None and precision not in _precisions():
         raise ValueError(f"trainer.precision={precision!r} is not one of {_precisions()}")
@@ -191,6 +194,26 @@ def _check_devices(t: dict[str, Any]) -> None:
                 f"trainer.devices={devices!r} is not available with trainer.accelerator="
                 f"{t['accelerator']}: {detail}"
             ) from None
+
+
+#: Lightning strategies that start their processes with multiprocessing (spawn/fork)
+_MP_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def _check_strategy(t: dict[str, Any]) -> None:
+    """Refuse the multiprocessing DDP launchers. Lightning's ``_MultiProcessingLauncher``
+    joins its workers before it reads their results from a pipe, so a worker whose logged
+    metrics (every metric with its interval and n: hundreds of scalars for the per-layer
+    collapse metrics) outgrow the pipe buffer blocks forever in ``put`` and the run hangs
+    after testing. ``strategy=ddp`` (``trainer=ddp``/``ddp_cpu``) starts the ranks as
+    subprocesses of the script instead, and has no such pipe."""
+    strategy = t.get("strategy")
+    if isinstance(strategy, str) and strategy.startswith(_MP_STRATEGIES):
+        raise ValueError(
+            f"trainer.strategy={strategy} starts the ranks with multiprocessing, which hangs "
+            "once the logged metrics outgrow a pipe buffer (Lightning joins before reading): "
+            "use trainer=ddp_cpu (CPU, gloo) or trainer=ddp (GPUs), i.e. trainer.strategy=ddp"
+        )
 
 
 def _precisions() -> list[Any]:
@@ -267,3 +290,46 @@ def start_wandb_online(lcfg: dict[str, Any], timeout: float) -> Any:
         run_dir,
     )
     return offline
+
+
+def build_logger(cfg: DictConfig) -> pl.loggers.Logger | None:
+    """The configured logger; W&B goes offline when no credentials are configured, and when it
+    cannot start online within ``logger.init_timeout`` seconds (its run is then started here)."""
+    lcfg = plain(cfg.get("logger"))
+    if not lcfg or "_target_" not in lcfg:
+        return None
+    if lcfg["_target_"].endswith("WandbLogger"):
+        timeout = wandb_init_timeout(lcfg.pop("init_timeout", None))
+        if lcfg.get("offline") is None:
+            lcfg["offline"] = os.environ.get("WANDB_MODE") is None and not wandb_has_credentials()
+        Path(lcfg.get("save_dir") or ".").mkdir(parents=True, exist_ok=True)
+        if not lcfg["offline"]:
+            return start_wandb_online(lcfg, timeout)
+        lcfg.setdefault("mode", "offline")  # explicit: W&B reads WANDB_MODE once per process
+    return instantiate(lcfg)
+
+
+def finish_wandb(logger: Any, metrics: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
+    """Put the metrics (intervals included) into the W&B summary and close the run (one run
+    per job).
+
+    Returns the offline run directory (``None`` when online or not W&B) and a copy of the
+    in-process summary (offline runs write only a binary ``.wandb`` log, no summary JSON).
+    """
+    from pytorch_lightning.loggers import WandbLogger
+
+    if (
+        not isinstance(logger, WandbLogger)
+        or not logger.experiment
+        or not hasattr(logger.experiment, "summary")
+    ):
+        return None, {}
+    import wandb
+
+    run = logger.experiment
+    run.summary.update(metrics)
+    summary = {k: run.summary[k] for k in run.summary.keys()}  # noqa: SIM118 (not iterable)
+    run_dir = Path(run.dir).parent
+    offline = bool(run.offline)
+    wandb.finish()
+    return (run_dir if offline else None), summary

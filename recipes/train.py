@@ -38,35 +38,19 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     CONFIG_DIR,
+    build_logger,
+    finish_wandb,
     log,
     model_and_data,
     plain,
     validate_trainer_cfg,
-    wandb_has_credentials,
 )
 
 import zoo
 from zoo.core.callbacks import ResumableModelCheckpoint
-from zoo.core.checkpoint import check_export_target, export_id, headline_metrics
-
-
-def build_logger(cfg: DictConfig) -> pl.loggers.Logger | None:
-    """The configured logger; W&B goes offline when no credentials are configured, and when it
-    cannot start online within ``logger.init_timeout`` seconds (its run is then started here)."""
-    from _common import start_wandb_online, wandb_init_timeout
-
-    lcfg = plain(cfg.get("logger"))
-    if not lcfg or "_target_" not in lcfg:
-        return None
-    if lcfg["_target_"].endswith("WandbLogger"):
-        timeout = wandb_init_timeout(lcfg.pop("init_timeout", None))
-        if lcfg.get("offline") is None:
-            lcfg["offline"] = os.environ.get("WANDB_MODE") is None and not wandb_has_credentials()
-        Path(lcfg.get("save_dir") or ".").mkdir(parents=True, exist_ok=True)
-        if not lcfg["offline"]:
-            return start_wandb_online(lcfg, timeout)
-        lcfg.setdefault("mode", "offline")  # explicit: W&B reads WANDB_MODE once per process
-    return instantiate(lcfg)
+from zoo.core.card import headline_metrics
+from zoo.core.checkpoint import check_export_target, export_id
+from zoo.core.evaluation import fold, format_metric
 
 
 def build_callbacks(cfg: DictConfig, model: zoo.core.ZooModule) -> list[pl.Callback]:
@@ -122,7 +106,7 @@ def train(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
             results = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
         except SIGTERMException:  # nothing exported yet: resuming tests and exports
             _exit_interrupted(trainer)
-        metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+        metrics = fold(results[0] if results else {})
 
     export_dir = own_export = None
     if trainer.is_global_zero:
@@ -134,7 +118,7 @@ def train(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
 
             url = push(export_dir, hub.repo_id, token=hub.get("token"), private=hub.private)
             log.info("pushed %s to %s", export_dir, url)
-    wandb_dir, wandb_summary = _finish_wandb(logger, metrics)
+    wandb_dir, wandb_summary = finish_wandb(logger, metrics)
     if trainer.is_global_zero:
         _report(metrics, export_dir, wandb_dir, fit_s, own_export)
     return {
@@ -220,31 +204,6 @@ def _exit_interrupted(trainer: pl.Trainer) -> NoReturn:
     raise SystemExit(128 + sig)
 
 
-def _finish_wandb(logger: Any, metrics: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
-    """Put the test metrics into the W&B summary and close the run (one run per job).
-
-    Returns the offline run directory (``None`` when online or not W&B) and a copy of the
-    in-process summary (offline runs write only a binary ``.wandb`` log, no summary JSON).
-    """
-    from pytorch_lightning.loggers import WandbLogger
-
-    if (
-        not isinstance(logger, WandbLogger)
-        or not logger.experiment
-        or not hasattr(logger.experiment, "summary")
-    ):
-        return None, {}
-    import wandb
-
-    run = logger.experiment
-    run.summary.update(metrics)
-    summary = {k: run.summary[k] for k in run.summary.keys()}  # noqa: SIM118 (not iterable)
-    run_dir = Path(run.dir).parent
-    offline = bool(run.offline)
-    wandb.finish()
-    return (run_dir if offline else None), summary
-
-
 def _report(
     metrics: dict[str, Any],
     export_dir: Path,
@@ -259,9 +218,9 @@ def _report(
     head = headline_metrics(metrics)
     table = Table(title=f"test metrics (fit took {fit_s:.1f} s)")
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in sorted(head.items()):
-        table.add_row(k, f"{v:.4g}")
+    table.add_column("value [95% interval], n", justify="right")
+    for k in sorted(head):
+        table.add_row(k, format_metric(metrics, k))
     console = Console()
     console.print(table)
     if len(head) < len(metrics):

@@ -13,20 +13,30 @@ from rich.console import Console
 from rich.table import Table
 
 import zoo
-from zoo.core.checkpoint import CONFIG_NAME, checkpoints_root, headline_metrics
+from zoo.core.card import headline_metrics
+from zoo.core.checkpoint import CONFIG_NAME, checkpoints_root
+from zoo.core.evaluation import format_metric
 
 
 def list_table() -> Table:
     """A table of every registered model (name, family, data, description, metrics)."""
     table = Table(title=f"zoo {zoo.__version__}: registered models")
-    for col in ("model", "family", "data", "description", "pretrained test metrics"):
+    for col in (
+        "model",
+        "family",
+        "data",
+        "description",
+        "pretrained test metrics [95% interval], n",
+    ):
         table.add_column(col)
     for name in zoo.list_models():
         spec = zoo.get_spec(name)
         cfg_path = checkpoints_root() / name / CONFIG_NAME
         metrics = json.loads(cfg_path.read_text()).get("metrics", {}) if cfg_path.is_file() else {}
-        items = sorted(headline_metrics(metrics).items())[:4]
-        shown = ", ".join(f"{k.removeprefix('test/')}={v:.3g}" for k, v in items)
+        keys = sorted(headline_metrics(metrics))[:4]
+        shown = "\n".join(
+            f"{k.removeprefix('test/')} = {format_metric(metrics, k, 3)}" for k in keys
+        )
         table.add_row(name, spec.family, spec.data, spec.description, shown or "—")
     return table
 

@@ -10,13 +10,14 @@ test compares with ``config.json``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from typing import TYPE_CHECKING, Any
 
 from zoo.core.evaluation import LEVEL, RESAMPLES, estimates, format_metric
 from zoo.core.registry import get_spec
 from zoo.core.version import __version__
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCardData
 
 __all__ = ["LICENSE", "TASKS", "card_metadata", "headline_metrics", "model_card"]
 
@@ -50,6 +51,8 @@ def _dataset(config: Mapping[str, Any]) -> str:
 
 def card_metadata(config: Mapping[str, Any]) -> ModelCardData:
     """The card's YAML metadata for ``config`` (a checkpoint's ``config.json``)."""
+    from huggingface_hub import EvalResult, ModelCardData  # imported on use: hf_api is slow
+
     name = config["model"]["name"]
     spec = get_spec(name)
     data = dict(config.get("data") or {})
@@ -145,5 +148,7 @@ def model_card(config: Mapping[str, Any], extra: str = "") -> str:
         "",
     ]
     body = "\n".join(lines)
+    from huggingface_hub import ModelCard
+
     card = ModelCard(f"---\n{card_metadata(config).to_yaml()}\n---\n\n{body}")
     return str(card)

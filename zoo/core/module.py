@@ -182,8 +182,8 @@ class ZooModule(pl.LightningModule):
         """
         if interval is None:
             interval = stage == "test"
-        n = {len(v) for v in columns.values()}
-        if n == {0} or not n:
+        columns = {k: v.reshape(-1) for k, v in columns.items()}  # a 0-d column: one example
+        if not columns or all(len(v) == 0 for v in columns.values()):
             return {}
         found = bootstrap(columns, statistics, resamples=RESAMPLES if interval else 0)
         logged: dict[str, float] = {}
