@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 import zoo
-from zoo.__main__ import list_table, main, show
+from zoo.__main__ import list_table, main, markdown_table, show
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_show_prints_the_full_model_and_data_config() -> None:
@@ -34,3 +37,10 @@ def test_table_lists_every_model_with_its_family() -> None:
     assert names == zoo.list_models()
     assert families[names.index("gnn_nc")] == "graphs"
     assert families[names.index("jastrow")] == "ansatz"
+
+
+def test_readme_model_table_is_the_generated_one() -> None:
+    """README's table is ``python -m zoo list --markdown`` (the shipped cards' numbers)."""
+    table = markdown_table()
+    assert table in README.read_text(), "regenerate: python -m zoo list --markdown"
+    assert table.count("\n") == len(zoo.list_models()) + 2
