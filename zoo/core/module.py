@@ -190,8 +190,11 @@ class ZooModule(pl.LightningModule):
         for name, est in found.items():
             key = f"{stage}/{name}"
             logged.update(flat(key, est) if interval else {key: est.value})
-        for key, v in logged.items():
-            self.log(key, float(v), prog_bar=key == f"{stage}/{prog_bar}", sync_dist=False)
+        shown = f"{stage}/{prog_bar}"
+        if shown in logged:
+            self.log(shown, float(logged.pop(shown)), prog_bar=True, sync_dist=False)
+        # Values are already every process's: no sync.
+        self.log_dict({k: float(v) for k, v in logged.items()}, sync_dist=False)
         if interval:
             cols = {k: v.detach().cpu() for k, v in columns.items()}
             self.zoo_eval.setdefault(stage, []).append((cols, dict(statistics)))
