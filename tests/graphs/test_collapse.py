@@ -9,14 +9,18 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from zoo.core.evaluation import bootstrap
 from zoo.graphs.callbacks import CollapsePlotCallback, parse_nc_metrics
 from zoo.graphs.collapse import (
     CollapseMetric,
     LayerwiseCollapse,
     align_labels,
     best_permutation,
+    class_statistics,
     nc_metrics,
+    nc_statistics,
     overlap,
+    summary_table,
 )
 
 
@@ -113,7 +117,7 @@ def test_invariant_to_sample_permutation_and_label_renaming() -> None:
 def test_streaming_pooled_equals_one_shot() -> None:
     h, y, w = random_case(n=400, f=5, c=3, seed=11)
     ref = nc_metrics(h.double(), y, w.double())
-    metric = CollapseMetric(3, 5, per_graph=False)
+    metric = CollapseMetric(3, 5)
     for chunk in torch.split(torch.arange(len(y)), 37):
         metric.update(h[chunk], y[chunk])
     got = metric.compute()
@@ -129,7 +133,7 @@ def test_streaming_pooled_equals_one_shot() -> None:
 def test_sum_reduction_of_two_ranks_equals_one_process() -> None:
     """DDP: states are summed across ranks, so two half-metrics merged = the whole."""
     h, y, _ = random_case(n=300, f=4, c=3, seed=5)
-    whole, a, b = (CollapseMetric(3, 4, per_graph=False) for _ in range(3))
+    whole, a, b = (CollapseMetric(3, 4) for _ in range(3))
     whole.update(h, y)
     a.update(h[:120], y[:120])
     b.update(h[120:], y[120:])
@@ -139,33 +143,106 @@ def test_sum_reduction_of_two_ranks_equals_one_process() -> None:
     assert all(fx.__name__ == "dim_zero_sum" for fx in whole._reductions.values())
 
 
-def test_per_graph_mode_averages_graph_values_and_is_batching_invariant() -> None:
-    graphs = [random_case(n=60 + 6 * i, f=3, c=2, seed=20 + i) for i in range(5)]
-    w = graphs[0][2]
-    per = [nc_metrics(h.double(), y, w.double()) for h, y, _ in graphs]
-    h = torch.cat([g[0] for g in graphs])
+def _graphs(k: int = 5, c: int = 2, f: int = 3, seed: int = 20):
+    """k graphs of different sizes: features, labels and the batch vector, concatenated."""
+    graphs = [random_case(n=60 + 6 * i, f=f, c=c, seed=seed + i) for i in range(k)]
+    h = torch.cat([g[0] for g in graphs]).double()
     y = torch.cat([g[1] for g in graphs])
     batch = torch.cat([torch.full((len(g[1]),), i) for i, g in enumerate(graphs)])
-    one, two = CollapseMetric(2, 3), CollapseMetric(2, 3)
-    one.update(h, y, batch, classifier_weight=w)
+    return graphs, h, y, batch
+
+
+def test_stacked_class_statistics_equal_each_layer_alone() -> None:
+    _, h, y, batch = _graphs(k=4, c=3, f=4)
+    layers = torch.stack([h, 2 * h - 1, h.flip(1)])  # (L, N, F)
+    counts, sums, second = class_statistics(layers, y, 3, batch)
+    assert sums.shape == (3, 4, 3, 4) and second.shape == (3, 4, 4, 4)
+    for i, layer in enumerate(layers):
+        c1, s1, q1 = class_statistics(layer, y, 3, batch)
+        assert torch.equal(counts, c1)
+        torch.testing.assert_close(sums[i], s1)
+        torch.testing.assert_close(second[i], q1)
+    one = class_statistics(layers[:, :66], y[:66], 3)  # one graph: no padding path
+    torch.testing.assert_close(one[2][1, 0], layers[1, :66].T @ layers[1, :66])
+
+
+def test_layerwise_values_are_each_graph_alone_and_batching_invariant() -> None:
+    graphs, h, y, batch = _graphs()
+    w = graphs[0][2].double()
+    per = [nc_metrics(hi.double(), yi, w) for hi, yi, _ in graphs]
+    one, two = LayerwiseCollapse(2, 3, 2), LayerwiseCollapse(2, 3, 2)
+    one.update([3 * h, h], y, batch, classifier_weight=w)  # all graphs in one update
     for hi, yi, _ in graphs:  # one graph per update
-        two.update(hi, yi, classifier_weight=w)
-    for k in ("nc1", "nc1_tilde", "nc2", "nc3", "nc4"):
-        ref = float(np.mean([p[k] for p in per]))
-        assert float(one.compute()[k]) == pytest.approx(ref, rel=1e-9), k
-        assert float(two.compute()[k]) == pytest.approx(ref, rel=1e-9), k
+        two.update([3 * hi.double(), hi.double()], yi, classifier_weight=w)
+    for tracker in (one, two):
+        out = tracker.compute()
+        assert set(out) == {
+            f"layer_0{i}/{k}" for i in (0, 1) for k in ("nc1", "nc1_tilde", "nc2")
+        } | {
+            "layer_01/nc3",
+            "layer_01/nc4",
+        }
+        for k in ("nc1", "nc1_tilde", "nc2", "nc3", "nc4"):
+            ref = torch.tensor([p[k] for p in per], dtype=torch.float64)
+            torch.testing.assert_close(out[f"layer_01/{k}"], ref, rtol=1e-9, atol=1e-12)
+        # NC1/ÑC1 are invariant to scaling the features (layer 0 is 3 h)
+        torch.testing.assert_close(out["layer_00/nc1"], out["layer_01/nc1"], rtol=1e-9, atol=0)
+    tracker.reset()
+    with pytest.warns(UserWarning, match="before the ``update``"):
+        assert tracker.compute() == {}
 
 
-def test_unsorted_batch_vector() -> None:
+def test_layerwise_unsorted_batch_vector_and_merged_ranks() -> None:
+    """Node order inside a batch does not matter; two "ranks" merged (``cat`` states, as
+    the DDP gather) hold the graphs of both."""
     graphs = [random_case(n=50, f=3, c=2, seed=40 + i)[:2] for i in range(3)]
     h = torch.cat([g[0] for g in graphs])
     y = torch.cat([g[1] for g in graphs])
     batch = torch.arange(3).repeat_interleave(50)
     perm = torch.randperm(150, generator=torch.Generator().manual_seed(3))
-    a, b = CollapseMetric(2, 3), CollapseMetric(2, 3)
-    a.update(h, y, batch)
-    b.update(h[perm], y[perm], batch[perm])
-    assert float(a.compute()["nc1"]) == pytest.approx(float(b.compute()["nc1"]), rel=1e-10)
+    a, b, whole = (LayerwiseCollapse(2, 3, 1) for _ in range(3))
+    a.update([h], y, batch)
+    b.update([h[perm]], y[perm], batch[perm])
+    torch.testing.assert_close(a.compute()["layer_00/nc1"], b.compute()["layer_00/nc1"])
+    whole.update([h], y, batch)
+    first, second = LayerwiseCollapse(2, 3, 1), LayerwiseCollapse(2, 3, 1)
+    first.update([h[:100]], y[:100], batch[:100])
+    second.update([h[100:]], y[100:], batch[100:] - 2)
+    first.merge_state(second)
+    merged = first.compute()["layer_00/nc1"]
+    torch.testing.assert_close(merged.sort().values, whole.compute()["layer_00/nc1"].sort().values)
+    assert all(fx.__name__ == "dim_zero_cat" for fx in whole._reductions.values())
+
+
+def test_nc_statistics_log_scale_for_nc1_and_mean_for_bounded_keys() -> None:
+    values = torch.tensor([0.01, 0.1, 1.0, 10.0, 1000.0], dtype=torch.float64)
+    stats = nc_statistics("nc_h/layer_03/nc1", "nc1")
+    assert list(stats) == [f"nc_h/layer_03/nc1_{s}" for s in ("log10_mean", "log10_std", "median")]
+    est = bootstrap({"nc_h/layer_03/nc1": values}, stats)
+    logs = values.log10()
+    assert est["nc_h/layer_03/nc1_log10_mean"].value == pytest.approx(float(logs.mean()))
+    assert est["nc_h/layer_03/nc1_log10_std"].value == pytest.approx(float(logs.std(correction=0)))
+    assert est["nc_h/layer_03/nc1_median"].value == pytest.approx(1.0)
+    assert float(values.mean()) > 200  # the arithmetic mean is one graph's value / 5
+    for key in ("nc2", "nc3", "nc4"):
+        (name,) = nc_statistics(f"x/{key}", key)
+        assert name == f"x/{key}"
+        est = bootstrap({name: values}, nc_statistics(name, key))
+        assert est[name].value == pytest.approx(float(values.mean()))
+
+
+def test_summary_table_formats_intervals_and_skips_missing_rows() -> None:
+    metrics = {"a": 1.5, "a_ci": [1.0, 2.0], "a_n": 7, "b": 3.0}
+    lines = summary_table("T", ["i", "x", "y"], {0: ["a", "b"], 1: ["c", "d"]}, metrics)
+    assert lines == [
+        "### T",
+        "",
+        "| i | x | y |",
+        "|---|---|---|",
+        "| 0 | 1.5 [1, 2], n = 7 | 3 |",
+        "",
+    ]
+    assert summary_table("T", ["i", "x"], {0: ["c"]}, metrics) == []
 
 
 def test_best_permutation_and_overlap() -> None:
@@ -189,20 +266,6 @@ def test_align_makes_nc3_nc4_permutation_invariant() -> None:
     assert nc_metrics(h.double(), torch.tensor([1, 2, 0])[y], w.double())["nc3"] > base["nc3"]
 
 
-def test_layerwise_collapse_keys_and_values() -> None:
-    h, y, w = random_case(n=120, f=4, c=2, seed=2)
-    h = h.double()
-    tracker = LayerwiseCollapse(2, [4, 4, 4])
-    tracker.update([h, 2 * h, h + 1], y, classifier_weight=w)
-    out = tracker.compute()
-    assert "layer_00/nc1" in out and "layer_02/nc4" in out and "layer_00/nc3" not in out
-    # NC1 is invariant to scaling and translation of the features
-    assert float(out["layer_01/nc1"]) == pytest.approx(float(out["layer_00/nc1"]), rel=1e-9)
-    assert float(out["layer_02/nc1"]) == pytest.approx(float(out["layer_00/nc1"]), rel=1e-9)
-    tracker.reset()
-    assert float(tracker.layers[0].num_graphs) == 0
-
-
 def test_clear_errors() -> None:
     h, y, w = random_case(n=30, f=3, c=3)
     with pytest.raises(ValueError, match=r"\(N, F\)"):
@@ -219,28 +282,40 @@ def test_clear_errors() -> None:
         CollapseMetric(2, 3).update(h, y)
     with pytest.raises(ValueError, match="not supported"):
         best_permutation(y, y, 9)
+    with pytest.raises(ValueError, match="expected 2 feature tensors"):
+        LayerwiseCollapse(3, 3, 2).update([h], y)
+    with pytest.raises(ValueError, match="expected 4 features"):
+        LayerwiseCollapse(3, 4, 1).update([h], y)
+    with pytest.raises(ValueError, match="num_layers"):
+        LayerwiseCollapse(3, 4, 0)
 
 
 # -- plot callback ------------------------------------------------------------------------
 def test_parse_nc_metrics() -> None:
+    """log₁₀ values: the logged log-scale mean as is, a raw value through log₁₀."""
     logged = {
-        "val/nc_h/layer_00/nc1": torch.tensor(5.0),
-        "val/nc_h/layer_01/nc1": 2.0,
-        "val/nc_h/layer_01/nc2": 9.0,
-        "train/nc_h/last/nc1": 3.0,
-        "test/nc/iter_016/nc1": 0.5,
+        "val/nc_h/layer_00/nc1_log10_mean": torch.tensor(0.5),
+        "val/nc_h/layer_01/nc1_log10_mean": -1.0,
+        "val/nc_h/layer_01/nc1_median": 7.0,
+        "val/nc_h/layer_01/nc1": 1e5,  # the log-scale mean wins
+        "val/nc_h/layer_01/nc2": 0.01,
+        "train/nc_h/last/nc1": 1000.0,
+        "test/nc/iter_016/nc1_log10_mean": -2.0,
+        "test/nc/iter_016/nc1_log10_mean_ci_lo": -2.5,
         "val/overlap": 0.9,
     }
     assert parse_nc_metrics(logged) == {
-        "val/nc_h": {0: 5.0, 1: 2.0},
-        "train/nc_h": {"last": 3.0},
-        "test/nc": {16: 0.5},
+        "val/nc_h": {0: 0.5, 1: -1.0},
+        "train/nc_h": {"last": pytest.approx(3.0)},
+        "test/nc": {16: -2.0},
     }
-    assert parse_nc_metrics(logged, "nc2") == {"val/nc_h": {1: 9.0}}
+    assert parse_nc_metrics(logged, "nc2") == {"val/nc_h": {1: pytest.approx(-2.0)}}
+    assert math.isnan(parse_nc_metrics({"val/nc_h/layer_00/nc2": 0.0}, "nc2")["val/nc_h"][0])
 
 
 class _FakeNC(pl.LightningModule):
-    """Logs NC1 like the graph models, shrinking with the epoch: 10^-(epoch + layer)."""
+    """Logs NC1 like the graph models, shrinking with the epoch: 10^-(epoch + layer) (val:
+    its log₁₀ as the mean over graphs; train: the pooled value)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -254,7 +329,7 @@ class _FakeNC(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         e = self.current_epoch
-        self.log_dict({f"val/nc_h/layer_{l:02d}/nc1": 10.0 ** -(e + l) for l in range(3)})
+        self.log_dict({f"val/nc_h/layer_{l:02d}/nc1_log10_mean": -(e + l) for l in range(3)})
 
     def on_train_epoch_end(self) -> None:
         self.log("train/nc_h/last/nc1", 10.0**-self.current_epoch)
@@ -275,9 +350,9 @@ def test_plot_callback_collects_every_epoch_and_writes_pngs(tmp_path) -> None:
     )  # fmt: skip
     trainer.fit(_FakeNC(), train_dataloaders=data, val_dataloaders=data)
     assert [e for e, _ in cb.history] == [0, 1, 2]
-    for epoch, parsed in cb.history:  # each epoch's own values, not the previous ones
-        assert parsed["train/nc_h"]["last"] == pytest.approx(10.0**-epoch)
-        assert parsed["val/nc_h"][2] == pytest.approx(10.0 ** -(epoch + 2))
+    for epoch, parsed in cb.history:  # each epoch's own log10 values, not the previous ones
+        assert parsed["train/nc_h"]["last"] == pytest.approx(-epoch)
+        assert parsed["val/nc_h"][2] == pytest.approx(-(epoch + 2))
     assert (tmp_path / "figures" / "nc1_vs_layer.png").is_file()
     assert (tmp_path / "figures" / "nc1_vs_epoch.png").is_file()
     assert len(cb.paths) == 4  # drawn after epoch 1 (every 2) and at the end of training

@@ -15,7 +15,8 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GCNConv, SAGEConv
 
 import zoo
-from zoo.graphs.collapse import overlap
+from zoo.core.evaluation import fold
+from zoo.graphs.collapse import nc_metrics, overlap
 from zoo.graphs.data import sample_sbm
 from zoo.graphs.models import (
     label_permutations,
@@ -239,15 +240,20 @@ def test_gnn_learns_an_easy_sbm_well_above_chance(tmp_path: Path) -> None:
     assert base < 0.4
     assert res["test/overlap"] > 0.7
     assert res["test/acc"] == pytest.approx(0.5 + res["test/overlap"] / 2, abs=1e-5)
-    # per-layer NC metrics are logged with the documented names, for H and ÂH
+    # per-layer NC summaries are logged with the documented names, for H and ÂH
     for kind in ("h", "ah"):
         for layer in range(3):
-            assert nc_log_key("test", kind, layer, "nc1") in res
+            for suffix in ("log10_mean", "log10_std", "median"):
+                assert f"{nc_log_key('test', kind, layer, 'nc1')}_{suffix}" in res
+                assert f"{nc_log_key('test', kind, layer, 'nc1_tilde')}_{suffix}" in res
+            assert nc_log_key("test", kind, layer, "nc2") in res
+            assert nc_log_key("test", kind, layer, "nc1") not in res  # no arithmetic mean
         assert nc_log_key("test", kind, 2, "nc4") in res
     assert nc_log_key("test", "ah", 2, "nc3") in res
     assert nc_log_key("test", "h", 2, "nc3") in res  # self weight W₁ is the H classifier
-    card = m.model_card_extra(res)
-    assert "| 2 |" in card and "ÂH" in card
+    card = m.model_card_extra(fold(res))
+    assert "| 2 |" in card and "ÂH" in card and ", n = 8 |" in card
+    assert "NC2 of the" not in card  # C = 2: NC2 is 0 up to rounding, left out of the card
     assert list((tmp_path / "figures").glob("*nc1_vs_layer.png"))
 
 
@@ -267,7 +273,7 @@ def test_training_logs_train_collapse_and_no_nc_when_disabled(tmp_path: Path) ->
     logged = trainer.callback_metrics
     assert {"train/loss", "train/overlap", "train/acc", "val/overlap"} <= set(logged)
     assert nc_log_key("train", "h", "last", "nc1") in logged
-    assert nc_log_key("val", "ah", 1, "nc1") in logged
+    assert nc_log_key("val", "ah", 1, "nc1") + "_log10_mean" in logged
     m2 = zoo.create("gcn_nc", depth=1, track_collapse=False)
     assert m2.configure_callbacks() == []
     res = fit_and_test(m2, dm, tmp_path, epochs=1)
@@ -286,3 +292,101 @@ def test_fixed_seed_gives_identical_models_and_outputs() -> None:
     with torch.no_grad():
         out = a(batch)
     assert out.shape == (120, 2)
+
+
+# -- evaluation protocol ------------------------------------------------------------------
+def small_model(name: str, n_test: int, seed: int = 0) -> tuple[zoo.core.ZooModule, object]:
+    """An untrained 2-block model (C = 3, so NC2 is not 0) and 60-node SBM test graphs."""
+    pl.seed_everything(seed, verbose=False)
+    m = zoo.create(name, depth=2, n_classes=3)
+    dm = zoo.create_datamodule(m, n_nodes=60, p=0.3, q=0.05, n_train=1, n_val=1, n_test=n_test)
+    return m, dm
+
+
+def run_test(m: zoo.core.ZooModule, dm: object, tmp: Path) -> dict[str, float]:
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, default_root_dir=str(tmp))
+    return {k: float(v) for k, v in trainer.test(m, dm, verbose=False)[0].items()}
+
+
+def best_accuracy(pred: torch.Tensor, y: torch.Tensor, c: int) -> tuple[float, torch.Tensor]:
+    """max over label permutations π of mean(π(y) = pred), and π(y) (brute force)."""
+    best = max(
+        itertools.permutations(range(c)), key=lambda p: int((torch.tensor(p)[y] == pred).sum())
+    )
+    aligned = torch.tensor(best)[y]
+    return float((aligned == pred).double().mean()), aligned
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_test_estimates_equal_a_direct_computation_on_the_whole_split(
+    name: str, tmp_path: Path
+) -> None:
+    """Every test metric is the statistic of the per-graph values, computed here graph by
+    graph (brute-force loss and permutation, ``nc_metrics`` per graph), with an interval
+    that contains it and n = the number of test graphs."""
+    c, n = 3, 11
+    m, dm = small_model(name, n)
+    res = run_test(m, dm, tmp_path)
+    graphs = dm.split("test")
+    cols: dict[str, list[float]] = {}
+    with torch.no_grad():
+        m.eval()
+        for g in graphs:
+            logits, feats = m(g, return_features=True)
+            acc, aligned = best_accuracy(logits.argmax(1), g.y, c)
+            batch = torch.zeros(len(g.y), dtype=torch.long)
+            row = {
+                "loss": float(brute_force_loss(logits, g.y, batch)),
+                "acc": acc,
+                "overlap": (acc - 1 / c) / (1 - 1 / c),
+            }
+            w = m.classifier_weights()
+            for kind in ("h", "ah"):
+                for layer, f in enumerate(feats[kind]):
+                    cls = w[kind] if layer == 2 and w[kind] is not None else None
+                    for key, v in nc_metrics(f.double(), aligned, cls, num_classes=c).items():
+                        row[f"nc_{kind}/layer_{layer:02d}/{key}"] = v
+            for k, v in row.items():
+                cols.setdefault(k, []).append(v)
+    expected: dict[str, float] = {}
+    for k, vals in cols.items():
+        v = torch.tensor(vals, dtype=torch.float64)
+        if k.endswith(("/nc1", "/nc1_tilde")):
+            logs = v.log10()
+            expected[f"{k}_log10_mean"] = float(logs.mean())
+            expected[f"{k}_log10_std"] = float(logs.std(correction=0))
+            expected[f"{k}_median"] = float(v.median())  # n odd: the middle value
+        else:
+            expected[k] = float(v.mean())
+    assert len(expected) == (3 + 2 * 3 * 7 + (4 if name == "gnn_nc" else 2))
+    logged = {k for k in res if not k.endswith(("_ci_lo", "_ci_hi", "_n"))}
+    assert logged == {f"test/{k}" for k in expected}
+    for k, want in expected.items():
+        key = f"test/{k}"
+        assert res[key] == pytest.approx(want, rel=1e-5, abs=1e-6), key
+        assert res[f"{key}_ci_lo"] <= res[key] <= res[f"{key}_ci_hi"], key
+        assert res[f"{key}_n"] == n, key
+    assert res["test/nc_h/layer_02/nc2"] > 0.01  # C = 3: a real value, not rounding
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_intervals_shrink_with_the_number_of_test_graphs(name: str, tmp_path: Path) -> None:
+    keys = ["test/loss", "test/overlap", "test/acc", "test/nc_h/layer_01/nc1_log10_mean"]
+    widths = {}
+    for n in (8, 128):
+        m, dm = small_model(name, n, seed=1)
+        res = run_test(m, dm, tmp_path)
+        widths[n] = {k: res[f"{k}_ci_hi"] - res[f"{k}_ci_lo"] for k in keys}
+        assert all(res[f"{k}_n"] == n for k in keys)
+    for k in keys:  # ~1/√n: a factor 4 expected
+        assert 0 < widths[128][k] < widths[8][k] / 2, (k, widths)
+
+
+def test_validation_logs_values_only_and_the_monitor(tmp_path: Path) -> None:
+    pl.seed_everything(0, verbose=False)
+    m = zoo.create("gnn_nc", depth=1)
+    dm = zoo.create_datamodule(m, n_nodes=60, p=0.3, q=0.05, n_train=2, n_val=3, n_test=1)
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, default_root_dir=str(tmp_path))
+    res = trainer.validate(m, dm, verbose=False)[0]
+    assert m.monitor in res and "val/nc_h/layer_01/nc1_log10_mean" in res
+    assert not any(k.endswith(("_ci_lo", "_ci_hi", "_n")) for k in res)

@@ -11,7 +11,8 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.utils import stochastic_blockmodel_graph
 
 import zoo
-from zoo.graphs.collapse import overlap
+from zoo.core.evaluation import fold
+from zoo.graphs.collapse import nc_metrics, overlap
 from zoo.graphs.spectral import (
     bethe_hessian_matvec,
     kmeans,
@@ -200,9 +201,11 @@ def test_spectral_sbm_model_through_lightning(tmp_path) -> None:
     trainer.fit(model, datamodule=dm)
     res = trainer.test(model, datamodule=dm, verbose=False)[0]
     assert res["test/overlap"] > 0.9
-    keys = {"test/nc/iter_000/nc1", "test/nc/iter_008/nc1", "test/nc/iter_024/nc1"}
-    assert keys | {"test/nc/iter_024/nc2"} <= set(res)
-    assert res["test/nc/iter_024/nc1"] < res["test/nc/iter_000/nc1"]
+    keys = {f"test/nc/iter_{t:03d}/nc1_log10_mean" for t in (0, 8, 16, 24)}
+    assert keys | {"test/nc/iter_024/nc2", "test/nc/iter_024/nc1_tilde_median"} <= set(res)
+    assert res["test/nc/iter_024/nc1_log10_mean"] < res["test/nc/iter_000/nc1_log10_mean"] - 1
+    card = model.model_card_extra(fold(res))
+    assert "| 24 |" in card and ", n = 2 |" in card  # fast_dev_run: one batch of 2 graphs
     assert (tmp_path / "figures" / "test_nc1_vs_layer.png").is_file()  # configure_callbacks
     path = zoo.save_checkpoint(model, tmp_path / "spectral_sbm", metrics=res)
     loaded = zoo.load(path)
@@ -213,3 +216,49 @@ def test_spectral_sbm_model_through_lightning(tmp_path) -> None:
     )
     torch.testing.assert_close(loaded(batch), model(batch.x, batch.edge_index, batch.batch))
     assert loaded.zoo_metrics["test/overlap"] == pytest.approx(res["test/overlap"])
+
+
+def _test_metrics(model: zoo.core.ZooModule, dm: object, tmp_path) -> dict[str, float]:
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
+    return {k: float(v) for k, v in trainer.test(model, datamodule=dm, verbose=False)[0].items()}
+
+
+def test_spectral_estimates_equal_a_direct_computation(tmp_path) -> None:
+    """Overlap and NC summaries are the statistics of per-graph values computed here from
+    the power iterates of the whole test split (one batch, so the same start vectors)."""
+    n = 7
+    model = zoo.create("spectral_sbm", n_iter=12, log_every=5)
+    dm = zoo.create_datamodule(model, n_nodes=200, p=0.1, q=0.03, n_test=n, batch_size=n)
+    res = _test_metrics(model, dm, tmp_path)
+    data = Batch.from_data_list(dm.split("test"))
+    its = list(
+        power_iterations(
+            data.edge_index, data.num_nodes, 2, n_iter=12, batch=data.batch,
+            generator=torch.Generator().manual_seed(0),
+        )
+    )  # fmt: skip
+    ov = overlap(predict(its[-1], 2, data.batch), data.y, 2, data.batch)
+    expected = {"test/overlap": float(ov.mean())}
+    for t in (0, 5, 10, 12):
+        keys = ("nc1", "nc1_tilde", "nc2") if t == 12 else ("nc1",)
+        per = [nc_metrics(its[t][data.batch == g], data.y[data.batch == g]) for g in range(n)]
+        for key in keys:
+            v = torch.tensor([p[key] for p in per], dtype=torch.float64)
+            name = f"test/nc/iter_{t:03d}/{key}"
+            if key == "nc2":
+                expected[name] = float(v.mean())
+                continue
+            expected[f"{name}_log10_mean"] = float(v.log10().mean())
+            expected[f"{name}_log10_std"] = float(v.log10().std(correction=0))
+            expected[f"{name}_median"] = float(v.median())
+    assert {k for k in res if not k.endswith(("_ci_lo", "_ci_hi", "_n"))} == set(expected)
+    for key, want in expected.items():
+        assert res[key] == pytest.approx(want, rel=1e-5, abs=1e-7), key
+        assert res[f"{key}_ci_lo"] <= res[key] <= res[f"{key}_ci_hi"] and res[f"{key}_n"] == n
+    assert 0.2 < res["test/overlap"] < 0.99  # a hard SBM: the overlap varies over graphs
+    widths = []
+    for n_test in (n, 16 * n):
+        dm = zoo.create_datamodule(model, n_nodes=200, p=0.1, q=0.03, n_test=n_test, seed=1)
+        r = _test_metrics(model, dm, tmp_path)
+        widths.append(r["test/overlap_ci_hi"] - r["test/overlap_ci_lo"])
+    assert 0 < widths[1] < widths[0] / 2  # ~1/√n: a factor 4 expected

@@ -2,10 +2,12 @@
 
 The graph models log NC values under ``{stage}/{group}/{axis}_{index:02d}/{metric}``:
 
-- ``gnn_nc``/``gcn_nc`` (:mod:`zoo.graphs.models`): ``val/nc_h/layer_07/nc1`` (layer
-  features Hˡ), ``val/nc_ah/layer_07/nc1`` (aggregated ÂHˡ), the same on ``test/``, and the
-  last layer on the training graphs as ``train/nc_h/last/nc1``;
-- ``spectral_sbm`` (:mod:`zoo.graphs.spectral`): ``test/nc/iter_016/nc1`` per power step.
+- ``gnn_nc``/``gcn_nc`` (:mod:`zoo.graphs.models`): ``val/nc_h/layer_07/nc1_log10_mean``
+  (mean over graphs of log₁₀ NC1 of the layer features Hˡ), ``val/nc_ah/layer_07/...``
+  (aggregated ÂHˡ), the same on ``test/``, and the last layer on the training graphs (nodes
+  pooled) as ``train/nc_h/last/nc1``;
+- ``spectral_sbm`` (:mod:`zoo.graphs.spectral`): ``test/nc/iter_016/nc1_log10_mean`` per
+  power step.
 
 :class:`CollapsePlotCallback` reads them from ``trainer.callback_metrics`` and draws, with
 :func:`zoo.core.callbacks.log_figure` (PNG in ``<run dir>/figures/`` and a W&B image when
@@ -15,6 +17,10 @@ W&B logs the run):
   one line per ``stage/group``;
 - ``nc1_vs_epoch`` — log₁₀ NC1 of the last layer against the epoch (training graphs and
   validation graphs).
+
+Where a model logs the log-scale summary (``{metric}_log10_mean``, see
+:func:`zoo.graphs.collapse.nc_statistics`) that is the plotted value; else log₁₀ of the
+logged ``{metric}`` (pooled training values, the bounded NC2–NC4).
 
 Lightning calls callback hooks *before* the module's hook of the same name, so values that
 the module logs in ``on_train_epoch_end``/``on_validation_epoch_end`` are only visible
@@ -47,17 +53,24 @@ _KEY = re.compile(
 def parse_nc_metrics(
     metrics: dict[str, Any], metric: str = "nc1"
 ) -> dict[str, dict[int | str, float]]:
-    """``{"val/nc_h": {0: v0, 1: v1, ...}, "train/nc_h": {"last": v}}`` from logged metrics.
+    """log₁₀ values ``{"val/nc_h": {0: v0, 1: v1, ...}, "train/nc_h": {"last": v}}`` of
+    ``metric`` from logged metrics.
 
-    Keys that do not follow ``{stage}/{group}/{layer_XX|iter_XXX|last}/{metric}`` are ignored.
+    A key ``{stage}/{group}/{layer_XX|iter_XXX|last}/{metric}_log10_mean`` gives its value
+    (a mean over graphs of log₁₀), a key ``.../{metric}`` the log₁₀ of its value (NaN unless
+    positive and finite); the first wins where both are logged. Other keys are ignored.
     """
     out: dict[str, dict[int | str, float]] = defaultdict(dict)
     for key, value in metrics.items():
         m = _KEY.match(key)
-        if m is None or m["metric"] != metric:
+        if m is None or m["metric"] not in (metric, f"{metric}_log10_mean"):
             continue
         idx: int | str = int(m["idx"]) if m["idx"] is not None else "last"
-        out[f"{m['stage']}/{m['group']}"][idx] = float(value)
+        series = out[f"{m['stage']}/{m['group']}"]
+        if m["metric"] == metric:
+            series.setdefault(idx, _log10(float(value)))
+        else:
+            series[idx] = float(value)
     return dict(out)
 
 
@@ -73,7 +86,7 @@ class CollapsePlotCallback(pl.Callback):
         every_n_epochs: redraw period (the last epoch is always drawn).
 
     Attributes:
-        history: ``[(epoch, {"val/nc_h": {layer: value}, ...}), ...]`` collected so far.
+        history: ``[(epoch, {"val/nc_h": {layer: log₁₀ value}, ...}), ...]`` collected so far.
         paths: PNG paths written so far (global-zero process only).
     """
 
@@ -138,11 +151,11 @@ class CollapsePlotCallback(pl.Callback):
         fig, ax = new_figure(figsize=(5, 3.5))
         for label, d in sorted(series.items()):
             xs = sorted(d)
-            ax.plot(xs, [_log10(d[x]) for x in xs], marker="o", ms=3, label=label)
+            ax.plot(xs, [d[x] for x in xs], marker="o", ms=3, label=label)
         spectral = all(k.endswith("/nc") for k in series)
         ax.set_xlabel("power iteration t" if spectral else "layer ℓ")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(f"log10 {self.metric.upper().replace('_TILDE', '~')}")
+        ax.set_ylabel(f"log10 {self.metric.upper().replace('_TILDE', '~')} (mean over graphs)")
         ax.set_title(f"{self.metric} per {'iteration' if spectral else 'layer'} ({title})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -164,11 +177,15 @@ class CollapsePlotCallback(pl.Callback):
             return
         fig, ax = new_figure(figsize=(5, 3.5))
         for label, pts in sorted(lines.items()):
-            ax.plot([p[0] for p in pts], [_log10(p[1]) for p in pts], marker="o", ms=3, label=label)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=label)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"log10 {self.metric}")
-        ax.set_title(f"{self.metric} of the last layer during training")
+        ax.set_title(
+            f"{self.metric} of the last layer during training\n(val: mean over graphs of log10; "
+            "train: nodes of the epoch pooled)",
+            fontsize=9,
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         self._save(trainer, fig, f"{self.metric}_vs_epoch")

@@ -24,39 +24,55 @@ float64.
 Graphs. Each SBM graph has its own communities and, because the node features of the
 reference setup carry no label information, a GNN can only identify them up to a label
 permutation that may differ from graph to graph. Statistics are therefore computed *per
-graph* (``batch`` vector as in PyG) and averaged over graphs, and when a classifier is
-given the labels of each graph can first be aligned (``align_labels=True``) to the
-permutation that best matches the classifier's predictions (the one the "overlap" accuracy
-uses), so that NC3/NC4 compare the right rows of ``W`` with the right class means.
+graph* (``batch`` vector as in PyG), and when a classifier is given the labels of each
+graph can first be aligned (:func:`align_labels`) to the permutation that best matches the
+classifier's predictions (the one the "overlap" accuracy uses), so that NC3/NC4 compare the
+right rows of ``W`` with the right class means.
 
-Streaming (:class:`CollapseMetric`) keeps only sums, so it is exact under DDP
-(``dist_reduce_fx="sum"``):
+Streaming, exact under DDP:
 
-- ``per_graph=True``: the sums over graphs of each graph's NC values and the number of
-  graphs; a graph's statistics are computed from its own nodes inside one ``update``.
-- ``per_graph=False`` (pooled): per-class counts ``n_c``, per-class sums ``Σ_i h_i`` and
-  the total second moment ``Σ_i h_i h_iᵀ`` (sufficient for Σ_W, since
-  ``N Σ_W = Σ_i h_i h_iᵀ − Σ_c n_c μ_c μ_cᵀ``), accumulated in float64.
+- :class:`LayerwiseCollapse`: each graph's NC values at every layer, one row per graph
+  (torchmetrics ``cat`` states, gathered across processes); a graph's statistics come from
+  its own nodes inside one ``update``, all layers in one batched pass.
+- :class:`CollapseMetric` (pooled, one layer): per-class counts ``n_c``, per-class sums
+  ``Σ_i h_i`` and the total second moment ``Σ_i h_i h_iᵀ`` (sufficient for Σ_W, since
+  ``N Σ_W = Σ_i h_i h_iᵀ − Σ_c n_c μ_c μ_cᵀ``), accumulated in float64 and summed across
+  processes; ``compute()`` gives the NC values of all nodes pooled.
 
 NC4 needs the class means before any node can be classified by the nearest-centre rule, so
 a single pass cannot be exact when pooling. It is streamed *per group*: each graph's nodes
 are compared with that graph's own class means (or, without a ``batch`` vector, the nodes
 of one ``update`` call with that call's class means), and mismatches and node counts are
-summed. With ``per_graph=True`` this is exact per graph; pooled, it equals the one-shot
-value when everything is passed in one ``update``.
+summed. Per graph this is exact; pooled, it equals the one-shot value when everything is
+passed in one ``update``.
+
+Summaries over graphs (:func:`nc_statistics`). NC1 and ÑC1 are ratios whose denominator
+(Σ_B) is near-singular on a graph whose communities the features do not yet separate, so
+over graphs they are heavy tailed (at a middle layer of the shipped ``gnn_nc`` they spread
+over three decades) and their arithmetic mean is set by the few worst graphs: it does not
+reproduce on fresh graphs. They are summarised by the mean and standard deviation over
+graphs of log₁₀ (the statistic Kothapalli et al. plot) and the median. NC2, NC3 (both in
+[0, 2]) and NC4 (in [0, 1]) are bounded and often exactly 0 on a graph (NC2 for C = 2
+balanced communities is 0 up to rounding; NC4 counts rare disagreements), so their log is
+undefined and their mean over graphs is the summary.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from zoo.core.evaluation import Statistic, format_metric, log10_summary, mean
+
 __all__ = [
+    "LOG_SCALE_KEYS",
+    "LOG_SUMMARY_COLUMNS",
     "NC_KEYS",
     "CollapseMetric",
     "LayerwiseCollapse",
@@ -65,24 +81,42 @@ __all__ = [
     "class_statistics",
     "nc_from_statistics",
     "nc_metrics",
+    "nc_statistics",
     "overlap",
+    "summary_table",
 ]
 
 NC_KEYS = ("nc1", "nc1_tilde", "nc2", "nc3", "nc4")
+#: heavy-tailed NC values, summarised over graphs on a log scale (see the module docstring)
+LOG_SCALE_KEYS = ("nc1", "nc1_tilde")
+#: the key suffixes of those summaries (:func:`nc_statistics`) and their table headings
+LOG_SUMMARY_COLUMNS = (
+    ("log10_mean", "mean of log₁₀"),
+    ("log10_std", "std of log₁₀"),
+    ("median", "median"),
+)
 _MAX_PERM_CLASSES = 8  # C! label permutations are enumerated (40 320 at C = 8)
 
 
-def _check(features: Tensor, labels: Tensor, num_classes: int) -> None:
-    if features.dim() != 2:
-        raise ValueError(f"features must be (N, F), got shape {tuple(features.shape)}")
-    if labels.shape != features.shape[:1]:
+def _check(features: Tensor, labels: Tensor, num_classes: int, stacked: bool = False) -> None:
+    if features.dim() != 2 + stacked:
+        want = "(L, N, F)" if stacked else "(N, F)"
+        raise ValueError(f"features must be {want}, got shape {tuple(features.shape)}")
+    if labels.shape != features.shape[-2:-1]:
         raise ValueError(
-            f"labels must be (N,) with N={features.shape[0]}, got shape {tuple(labels.shape)}"
+            f"labels must be (N,) with N={features.shape[-2]}, got shape {tuple(labels.shape)}"
         )
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes - 1}]")
+
+
+def _check_sizes(num_classes: int, num_features: int) -> None:
+    if num_classes < 2 or num_features < 1:
+        raise ValueError(
+            f"need num_classes >= 2 and num_features >= 1, got {num_classes}, {num_features}"
+        )
 
 
 def _groups(batch: Tensor | None, n: int, device: torch.device) -> tuple[Tensor, int]:
@@ -163,36 +197,46 @@ def overlap(pred: Tensor, labels: Tensor, num_classes: int, batch: Tensor | None
 def class_statistics(
     features: Tensor, labels: Tensor, num_classes: int, batch: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-graph sufficient statistics, float64.
+    """Per-graph sufficient statistics, float64, of one feature matrix or a stack of them.
 
     Args:
-        features: (N, F).
+        features: (N, F), or (L, N, F): L feature matrices of the same nodes (the layers
+            of a network), computed in one pass.
         labels: (N,) in ``[0, C)``.
         num_classes: C.
         batch: (N,) graph index (need not be sorted), or ``None`` (one group).
 
     Returns:
-        ``counts`` (G, C) = n_c, ``sums`` (G, C, F) = Σ_{y_i=c} h_i and ``second``
-        (G, F, F) = Σ_i h_i h_iᵀ.
+        ``counts`` (G, C) = n_c, ``sums`` ([L,] G, C, F) = Σ_{y_i=c} h_i and ``second``
+        ([L,] G, F, F) = Σ_i h_i h_iᵀ.
     """
-    _check(features, labels, num_classes)
-    n, f = features.shape
-    group, g = _groups(batch, n, features.device)
+    stacked = features.dim() == 3
+    _check(features, labels, num_classes, stacked)
     h = features.detach().double()
+    if not stacked:
+        h = h.unsqueeze(0)
+    layers, n, f = h.shape
+    group, g = _groups(batch, n, features.device)
     idx = group * num_classes + labels.long()
     counts = torch.zeros(g * num_classes, dtype=torch.float64, device=h.device)
     counts.index_add_(0, idx, torch.ones(n, dtype=torch.float64, device=h.device))
-    sums = torch.zeros(g * num_classes, f, dtype=torch.float64, device=h.device)
-    sums.index_add_(0, idx, h)
+    rows = h.transpose(0, 1).reshape(n, layers * f)  # (N, L·F): one index_add for all layers
+    sums = torch.zeros(g * num_classes, layers * f, dtype=torch.float64, device=h.device)
+    sums.index_add_(0, idx, rows)
+    sums = sums.view(g, num_classes, layers, f).permute(2, 0, 1, 3)  # (L, G, C, F)
     if g == 1:
-        second = (h.T @ h).unsqueeze(0)
-    else:  # pad graphs to (G, N_max, F) and use one batched matmul: O(N F²), no (N, F, F)
+        second = (h.transpose(1, 2) @ h).unsqueeze(1)  # (L, 1, F, F)
+    else:  # pad graphs to (G, N_max, L·F) and use one batched matmul: O(N F²), no (N, F, F)
         from torch_geometric.utils import to_dense_batch
 
         order = torch.argsort(group, stable=True)
-        dense, _ = to_dense_batch(h[order], group[order], batch_size=g)
-        second = dense.transpose(1, 2) @ dense
-    return counts.view(g, num_classes), sums.view(g, num_classes, f), second
+        dense, _ = to_dense_batch(rows[order], group[order], batch_size=g)
+        dense = dense.view(g, -1, layers, f).permute(2, 0, 1, 3)  # (L, G, N_max, F)
+        second = dense.transpose(-1, -2) @ dense
+    counts = counts.view(g, num_classes)
+    if not stacked:
+        return counts, sums[0], second[0]
+    return counts, sums, second
 
 
 def nc_from_statistics(
@@ -207,14 +251,16 @@ def nc_from_statistics(
 
     Args:
         counts: (..., C), sums: (..., C, F), second: (..., F, F) as in
-            :func:`class_statistics` (leading dims are batch dims, e.g. graphs).
+            :func:`class_statistics` (leading dims are batch dims, e.g. layers and graphs;
+            ``counts`` broadcasts against them).
         classifier_weight: (C, F) or ``None``.
         pinv_rtol: relative cut-off of the pseudo-inverse of Σ_B.
 
     Returns:
         ``{"nc1", "nc1_tilde", "nc2"[, "nc3"]}``, each of the leading shape, float64.
     """
-    counts, sums, second = counts.double(), sums.double(), second.double()
+    sums, second = sums.double(), second.double()
+    counts = counts.double().expand(sums.shape[:-1])
     c = counts.shape[-1]
     n = counts.sum(-1)  # (...)
     present = counts > 0
@@ -310,20 +356,61 @@ def nc_metrics(
     return res
 
 
+def nc_statistics(column: str, key: str) -> dict[str, Statistic]:
+    """How per-graph values of the NC value ``key`` in ``column`` are summarised over graphs,
+    as ``{logged name: Statistic}`` (see :mod:`zoo.core.evaluation`).
+
+    ``nc1``, ``nc1_tilde`` (:data:`LOG_SCALE_KEYS`): ``{column}_log10_mean``,
+    ``{column}_log10_std`` (mean and standard deviation over graphs of log₁₀) and
+    ``{column}_median``; ``nc2``, ``nc3``, ``nc4`` (bounded): ``{column}``, the mean over graphs.
+    """
+    if key in LOG_SCALE_KEYS:
+        summaries = log10_summary(column)
+        return {f"{column}_{suffix}": summaries[suffix] for suffix, _ in LOG_SUMMARY_COLUMNS}
+    return {column: mean(column)}
+
+
+def summary_table(
+    title: str,
+    heads: Sequence[str],
+    rows: Mapping[Any, Sequence[str]],
+    metrics: Mapping[str, Any],
+) -> list[str]:
+    """Markdown lines of a model-card table: ``heads`` (the index column first), one row
+    per ``rows`` entry ``index: [metric key per column]``, cells "value [lo, hi], n = N"
+    (:func:`zoo.core.evaluation.format_metric`). Rows whose keys are all missing from
+    ``metrics`` are left out; no lines at all when every row is."""
+    lines = [
+        f"| {index} | " + " | ".join(format_metric(metrics, k) for k in keys) + " |"
+        for index, keys in rows.items()
+        if any(k in metrics for k in keys)
+    ]
+    if not lines:
+        return []
+    return [
+        f"### {title}",
+        "",
+        "| " + " | ".join(heads) + " |",
+        "|---" * len(heads) + "|",
+        *lines,
+        "",
+    ]
+
+
 class CollapseMetric(Metric):
-    """Streaming NC1–NC4 of one layer's features; sums only, so exact under DDP.
+    """Streaming NC1–NC4 of one layer's features, all nodes pooled; sums only, so exact
+    under DDP.
 
     ``update(features (N, F), labels (N,), batch=None, classifier_weight=None,
-    classifier_bias=None)``; ``compute()`` returns ``{"nc1", "nc1_tilde", "nc2"}`` plus
-    ``"nc3", "nc4"`` once a classifier has been passed (pass it on every update or on none:
-    NC3/NC4 are averaged over the updates that had one only for NC4). Pooled NC3 uses the
-    classifier of the latest update. See the module docstring for the
-    equations, the per-graph vs pooled modes and how NC4 is streamed.
+    classifier_bias=None)``; ``compute()`` returns float64 scalars ``{"nc1", "nc1_tilde",
+    "nc2"}`` plus ``"nc3", "nc4"`` once a classifier has been passed: NC3 with the classifier
+    of the latest update, NC4 the mismatch rate of the nodes of all updates that had one
+    (each graph of ``batch`` against its own class means). See the module docstring; for
+    per-graph values use :class:`LayerwiseCollapse`.
 
     Args:
         num_classes: C.
         num_features: F.
-        per_graph: average per-graph values (``True``) or pool all nodes (``False``).
         align_labels: when ``update`` gets a classifier, first relabel each graph by the
             permutation that best matches the classifier's predictions (NC1, ÑC1 and NC2
             are invariant to it per graph; NC3/NC4 are not).
@@ -339,35 +426,24 @@ class CollapseMetric(Metric):
         num_classes: int,
         num_features: int,
         *,
-        per_graph: bool = True,
         align_labels: bool = False,
         pinv_rtol: float = 1e-6,
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)
-        if num_classes < 2 or num_features < 1:
-            raise ValueError(
-                f"need num_classes >= 2 and num_features >= 1, got {num_classes}, {num_features}"
-            )
+        _check_sizes(num_classes, num_features)
         self.num_classes = num_classes
         self.num_features = num_features
-        self.per_graph = per_graph
         self.align = align_labels
         self.pinv_rtol = pinv_rtol
         f64 = torch.float64
-        if per_graph:
-            self.add_state(
-                "graph_sums", torch.zeros(len(NC_KEYS) - 1, dtype=f64), dist_reduce_fx="sum"
-            )
-            self.add_state("num_graphs", torch.zeros((), dtype=f64), dist_reduce_fx="sum")
-        else:
-            self.add_state("counts", torch.zeros(num_classes, dtype=f64), dist_reduce_fx="sum")
-            self.add_state(
-                "sums", torch.zeros(num_classes, num_features, dtype=f64), dist_reduce_fx="sum"
-            )
-            self.add_state(
-                "second", torch.zeros(num_features, num_features, dtype=f64), dist_reduce_fx="sum"
-            )
+        self.add_state("counts", torch.zeros(num_classes, dtype=f64), dist_reduce_fx="sum")
+        self.add_state(
+            "sums", torch.zeros(num_classes, num_features, dtype=f64), dist_reduce_fx="sum"
+        )
+        self.add_state(
+            "second", torch.zeros(num_features, num_features, dtype=f64), dist_reduce_fx="sum"
+        )
         self.add_state("ncc_mismatch", torch.zeros((), dtype=f64), dist_reduce_fx="sum")
         self.add_state("ncc_total", torch.zeros((), dtype=f64), dist_reduce_fx="sum")
         self._weight: Tensor | None = None
@@ -397,24 +473,11 @@ class CollapseMetric(Metric):
             wrong = _ncc_mismatch(
                 features, group, g, sums, counts, classifier_weight, classifier_bias
             )
-            if self.per_graph:  # mean over graphs of each graph's mismatch rate
-                self.ncc_mismatch += (wrong / counts.sum(-1).clamp_min(1)).sum()
-                self.ncc_total += g
-            else:
-                self.ncc_mismatch += wrong.sum()
-                self.ncc_total += labels.numel()
-        if self.per_graph:
-            vals = nc_from_statistics(
-                counts, sums, second, classifier_weight, pinv_rtol=self.pinv_rtol
-            )
-            for k, key in enumerate(NC_KEYS[:4]):
-                if key in vals:
-                    self.graph_sums[k] += vals[key].sum()
-            self.num_graphs += g
-        else:
-            self.counts += counts.sum(0)
-            self.sums += sums.sum(0)
-            self.second += second.sum(0)
+            self.ncc_mismatch += wrong.sum()
+            self.ncc_total += labels.numel()
+        self.counts += counts.sum(0)
+        self.sums += sums.sum(0)
+        self.second += second.sum(0)
 
     def reset(self) -> None:
         super().reset()
@@ -422,48 +485,61 @@ class CollapseMetric(Metric):
 
     def compute(self) -> dict[str, Tensor]:
         """``{"nc1", "nc1_tilde", "nc2"[, "nc3", "nc4"]}`` as float64 scalars."""
-        has_w = self._weight is not None
-        if self.per_graph:
-            mean = self.graph_sums / self.num_graphs.clamp_min(1)
-            out = {k: mean[i] for i, k in enumerate(NC_KEYS[:4]) if k != "nc3" or has_w}
-        else:
-            vals = nc_from_statistics(
-                self.counts, self.sums, self.second, self._weight, pinv_rtol=self.pinv_rtol
-            )
-            out = dict(vals)
-        if has_w:
+        out = nc_from_statistics(
+            self.counts, self.sums, self.second, self._weight, pinv_rtol=self.pinv_rtol
+        )
+        if self._weight is not None:
             out["nc4"] = self.ncc_mismatch / self.ncc_total.clamp_min(1)
         return out
 
 
-class LayerwiseCollapse(torch.nn.Module):
-    """One :class:`CollapseMetric` per layer: ``compute()`` → ``{"layer_07/nc1": ...}``.
+class LayerwiseCollapse(Metric):
+    """Per-graph NC values of every layer of a network; exact under DDP.
+
+    ``update(features, labels, batch=None, classifier_weight=None, classifier_bias=None)``
+    with ``features`` one (N, F) tensor per layer (the same nodes) and ``batch`` (N,) the
+    graph of each node: each graph's NC1, ÑC1 and NC2 at every layer, from that graph's own
+    nodes, in one batched pass over the layers. A classifier (C, F) belongs to the last layer
+    (its features are the classifier's input) and adds that layer's NC3 and NC4 (each
+    graph's mismatch rate against its own class means).
+
+    ``compute()`` → ``{"layer_{ℓ:02d}/{key}": (G,) float64}``, the values of the G graphs
+    seen so far in update order (torchmetrics ``cat`` states, gathered across processes),
+    to be summarised over graphs with :func:`nc_statistics`.
 
     Args:
         num_classes: C.
-        num_features: F of every layer (an int) or one F per layer (a list).
-        num_layers: number of layers (needed when ``num_features`` is an int).
-        **kwargs: forwarded to every :class:`CollapseMetric` (``per_graph``, ...).
+        num_features: F of every layer.
+        num_layers: L.
+        pinv_rtol: relative cut-off of the pseudo-inverse of Σ_B.
     """
+
+    full_state_update = False
+    higher_is_better = False
+    is_differentiable = False
 
     def __init__(
         self,
         num_classes: int,
-        num_features: int | Sequence[int],
-        num_layers: int | None = None,
+        num_features: int,
+        num_layers: int,
+        *,
+        pinv_rtol: float = 1e-6,
         **kwargs: object,
     ) -> None:
-        super().__init__()
-        if isinstance(num_features, int):
-            if num_layers is None:
-                raise ValueError("num_layers is required when num_features is an int")
-            num_features = [num_features] * num_layers
-        self.layers = torch.nn.ModuleList(
-            CollapseMetric(num_classes, f, **kwargs) for f in num_features
-        )
+        super().__init__(**kwargs)
+        _check_sizes(num_classes, num_features)
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.num_classes = num_classes
+        self.num_features = num_features
+        self.num_layers = num_layers
+        self.pinv_rtol = pinv_rtol
+        for key in NC_KEYS:  # (G, L) rows per update; nc3/nc4 (G,) of the last layer
+            self.add_state(key, default=[], dist_reduce_fx="cat")
 
     def __len__(self) -> int:
-        return len(self.layers)
+        return self.num_layers
 
     def update(
         self,
@@ -473,25 +549,38 @@ class LayerwiseCollapse(torch.nn.Module):
         classifier_weight: Tensor | None = None,
         classifier_bias: Tensor | None = None,
     ) -> None:
-        """``features``: one (N, F_ℓ) tensor per layer; the classifier (if any) is passed to
-        the last layer only (its features are the classifier's input)."""
-        if len(features) != len(self.layers):
-            raise ValueError(f"expected {len(self.layers)} feature tensors, got {len(features)}")
-        last = len(self.layers) - 1
-        for i, (metric, h) in enumerate(zip(self.layers, features)):
-            if i == last:
-                metric.update(h, labels, batch, classifier_weight, classifier_bias)
-            else:
-                metric.update(h, labels, batch)
+        """Accumulate the graphs of one batch: ``features`` L × (N, F), labels (N,)."""
+        if len(features) != self.num_layers:
+            raise ValueError(f"expected {self.num_layers} feature tensors, got {len(features)}")
+        h = torch.stack([f.detach() for f in features])  # (L, N, F)
+        if h.shape[-1] != self.num_features:
+            raise ValueError(f"expected {self.num_features} features, got {h.shape[-1]}")
+        counts, sums, second = class_statistics(h, labels, self.num_classes, batch)
+        vals = nc_from_statistics(counts, sums, second, pinv_rtol=self.pinv_rtol)  # (L, G)
+        for key in NC_KEYS[:3]:
+            getattr(self, key).append(vals[key].T)
+        if classifier_weight is None:
+            return
+        last = nc_from_statistics(
+            counts, sums[-1], second[-1], classifier_weight, pinv_rtol=self.pinv_rtol
+        )
+        group, g = _groups(batch, labels.numel(), labels.device)
+        wrong = _ncc_mismatch(
+            features[-1], group, g, sums[-1], counts, classifier_weight, classifier_bias
+        )
+        self.nc3.append(last["nc3"])
+        self.nc4.append(wrong / counts.sum(-1).clamp_min(1))
 
     def compute(self) -> dict[str, Tensor]:
-        """``{"layer_{ℓ:02d}/{key}": value}`` for every layer and NC key."""
-        return {
-            f"layer_{i:02d}/{k}": v
-            for i, metric in enumerate(self.layers)
-            for k, v in metric.compute().items()
-        }
-
-    def reset(self) -> None:
-        for metric in self.layers:
-            metric.reset()
+        """``{"layer_{ℓ:02d}/{key}": (G,)}`` for every layer and NC key."""
+        out: dict[str, Tensor] = {}
+        for key in NC_KEYS:
+            parts = getattr(self, key)  # a tensor after the DDP gather
+            values = parts if isinstance(parts, Tensor) else torch.cat(parts) if parts else None
+            if values is None or not values.numel():
+                continue
+            if values.dim() == 1:  # nc3, nc4 of the last layer
+                out[f"layer_{self.num_layers - 1:02d}/{key}"] = values
+            else:
+                out.update({f"layer_{i:02d}/{key}": values[:, i] for i in range(self.num_layers)})
+        return dict(sorted(out.items()))

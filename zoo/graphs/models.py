@@ -20,19 +20,22 @@ loss is the MSE to one-hot labels minimised over the C! permutations *per graph*
 ``overlap = (acc − 1/C)/(1 − 1/C)`` (:func:`zoo.graphs.collapse.overlap`).
 
 Logged metrics (``stage`` ∈ train/val/test): ``{stage}/loss``, ``{stage}/overlap``,
-``{stage}/acc`` (per epoch; plus ``train/loss_step`` on the trainer's logging steps);
-per layer on val/test, for the layer features ``Hˡ`` (``nc_h``) and the aggregated
-features ``ÂHˡ`` (``nc_ah``), ℓ = 0 … L::
+``{stage}/acc`` (per epoch; plus ``train/loss_step`` on the trainer's logging steps), on
+val/test the means over graphs of each graph's loss, overlap and accuracy. Per layer on
+val/test, for the layer features ``Hˡ`` (``nc_h``) and the aggregated features ``ÂHˡ``
+(``nc_ah``), ℓ = 0 … L, summaries over graphs of each graph's NC values
+(:func:`zoo.graphs.collapse.nc_statistics`)::
 
-    {stage}/nc_h/layer_{ℓ:02d}/{nc1,nc1_tilde,nc2}     (+ nc3, nc4 at ℓ = L)
-    {stage}/nc_ah/layer_{ℓ:02d}/{nc1,nc1_tilde,nc2}    (+ nc3, nc4 at ℓ = L)
+    {stage}/nc_{h,ah}/layer_{ℓ:02d}/{nc1,nc1_tilde}_{log10_mean,log10_std,median}
+    {stage}/nc_{h,ah}/layer_{ℓ:02d}/nc2                 (+ nc3, nc4 at ℓ = L; means)
 
-and, on the training graphs, ``train/nc_h/last/{nc1,nc1_tilde,nc2}`` for ``Hᴸ`` every
-epoch (nodes pooled over the epoch's graphs). Val/test NC values are per-graph averages
-(``CollapseMetric(per_graph=True)``). Each graph's labels are first aligned to the
-permutation the model predicts. NC3/NC4 at the last layer use the part of
-the final conv that reads those features: ``W₁`` for ``Hᴸ`` (only with the self weight),
-``W₂`` (``W`` for GCN) for ``ÂHᴸ``.
+On the test stage every one of them is an estimate over the test graphs, logged with its
+95 % bootstrap interval and count (``_ci_lo``, ``_ci_hi``, ``_n``; :mod:`zoo.core.evaluation`).
+On the training graphs, ``train/nc_h/last/{nc1,nc1_tilde,nc2}`` for ``Hᴸ`` every epoch
+(nodes pooled over the epoch's graphs, values only). Each graph's labels are first aligned
+to the permutation the model predicts. NC3/NC4 at the last layer use the part of the final
+conv that reads those features: ``W₁`` for ``Hᴸ`` (only with the self weight), ``W₂``
+(``W`` for GCN) for ``ÂHᴸ``.
 """
 
 from __future__ import annotations
@@ -52,9 +55,17 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import scatter
 
 from zoo.core.config import Footprint, Interval
+from zoo.core.evaluation import Columns, Statistic, mean
 from zoo.core.module import ZooModule
 from zoo.core.registry import register_model
-from zoo.graphs.collapse import CollapseMetric, LayerwiseCollapse, best_permutation
+from zoo.graphs.collapse import (
+    LOG_SUMMARY_COLUMNS,
+    CollapseMetric,
+    LayerwiseCollapse,
+    best_permutation,
+    nc_statistics,
+    summary_table,
+)
 from zoo.graphs.data import SBMDataModule
 
 __all__ = [
@@ -71,6 +82,8 @@ PAPER = (
     "Neural Networks' (NeurIPS 2023): partial NC1 in node classification on SBM graphs"
 )
 NC_KINDS = ("h", "ah")  # layer features Hˡ and aggregated features ÂHˡ
+#: per-graph columns of the val/test stages and the headline metrics (means over graphs)
+GRAPH_COLUMNS = ("loss", "overlap", "acc")
 
 
 def nc_log_key(stage: str, kind: str, layer: int | str, metric: str) -> str:
@@ -91,7 +104,11 @@ def label_permutations(num_classes: int, device: torch.device | None = None) -> 
 
 
 def permutation_invariant_mse(
-    out: Tensor, labels: Tensor, batch: Tensor | None = None, num_graphs: int | None = None
+    out: Tensor,
+    labels: Tensor,
+    batch: Tensor | None = None,
+    num_graphs: int | None = None,
+    reduction: Literal["mean", "none"] = "mean",
 ) -> Tensor:
     """Mean over graphs of ``min_π (1/(N_g C)) Σ_i ‖out_i − e_{π(y_i)}‖²``.
 
@@ -100,20 +117,23 @@ def permutation_invariant_mse(
         labels: (N,) classes in ``[0, C)``.
         batch: (N,) graph index of each node (PyG), ``None`` for one graph.
         num_graphs: G (default ``batch.max() + 1``).
+        reduction: ``"mean"`` over graphs, or ``"none"``: the (G,) per-graph losses.
 
     Returns:
-        Scalar loss. ``‖o − e_k‖² = ‖o‖² − 2 o_k + 1``, so every permutation costs one
-        gather: O(N · C!) time, no (N, C!, C) tensor.
+        Scalar loss (or (G,)). ``‖o − e_k‖² = ‖o‖² − 2 o_k + 1``, so every permutation
+        costs one gather: O(N · C!) time, no (N, C!, C) tensor.
     """
     c = out.shape[1]
     perms = label_permutations(c, out.device)  # (P, C)
     picked = out.gather(1, perms[:, labels].T)  # (N, P): out_i[π(y_i)]
     per_node = (out.pow(2).sum(1, keepdim=True) - 2.0 * picked + 1.0) / c  # (N, P)
     if batch is None:
-        return per_node.mean(0).min()
-    g = int(batch.max()) + 1 if num_graphs is None else num_graphs
-    per_graph = scatter(per_node, batch, dim=0, dim_size=g, reduce="mean")  # (G, P)
-    return per_graph.min(1).values.mean()
+        per_graph = per_node.mean(0, keepdim=True)  # (1, P)
+    else:
+        g = int(batch.max()) + 1 if num_graphs is None else num_graphs
+        per_graph = scatter(per_node, batch, dim=0, dim_size=g, reduce="mean")  # (G, P)
+    losses = per_graph.min(1).values
+    return losses if reduction == "none" else losses.mean()
 
 
 class _SparseMatmul(torch.autograd.Function):
@@ -182,8 +202,8 @@ class GNNCollapse(ZooModule):
         depth: L, number of conv blocks before the final conv.
         norm: ``"batch"`` (BatchNorm1d over the nodes of the batch, batch statistics also
             at evaluation), ``"instance"`` (per-graph InstanceNorm, affine), ``"none"``.
-        track_collapse: compute the per-layer NC metrics on val/test and the last-layer
-            NC metrics on the training graphs.
+        track_collapse: compute the per-layer NC metrics on val/test (per graph) and the
+            last-layer NC metrics on the training graphs (pooled).
         **kwargs: optimiser hyper-parameters of :class:`zoo.core.ZooModule`.
     """
 
@@ -206,18 +226,19 @@ class GNNCollapse(ZooModule):
         self.convs = nn.ModuleList([*convs, self.make_conv(width, n_classes)])
         self.norms = nn.ModuleList(self._make_norm(norm, width) for _ in range(depth))
         self._train_sums = torch.zeros(3)  # Σ over the epoch's graphs of (loss, acc, 1)
+        # val/test: one row per graph (loss, overlap, acc), and per layer each graph's NC values
+        self.graph_columns = nn.ModuleDict({s: Columns(GRAPH_COLUMNS) for s in ("val", "test")})
         if track_collapse:
-            kw: dict[str, Any] = {"per_graph": True}
             self.nc = nn.ModuleDict(
                 {
-                    f"{stage}_{kind}": LayerwiseCollapse(n_classes, width, depth + 1, **kw)
+                    f"{stage}_{kind}": LayerwiseCollapse(n_classes, width, depth + 1)
                     for stage in ("val", "test")
                     for kind in NC_KINDS
                 }
             )
             # Training graphs: last layer only, pooled sufficient statistics (a few adds per
             # step, so tracking costs ~nothing next to the step), NC1/ÑC1/NC2.
-            self.nc_train = CollapseMetric(n_classes, width, per_graph=False)
+            self.nc_train = CollapseMetric(n_classes, width)
 
     @classmethod
     def conv_size(cls, hp: Mapping[str, Any], d_in: int, d_out: int) -> tuple[int, int]:
@@ -231,17 +252,19 @@ class GNNCollapse(ZooModule):
         Per layer and node ~6 float32 activations of width d are kept for the backward pass;
         the sparse Â and Âᵀ cost 12 bytes per directed edge each, the permutation-invariant
         loss 3 floats per node and permutation; gradients and optimiser moments 3 floats per
-        parameter; the pooled training NC statistics (C + Cd + d²) float64.
+        parameter; the pooled training NC statistics (C + Cd + d²) float64. (The per-graph
+        evaluation columns grow with the evaluated graphs: a few kB per graph.)
         """
         f, c, d, depth = hp["feature_dim"], hp["n_classes"], hp["width"], hp["depth"]
         conv_p, conv_m = cls.conv_size(hp, d, d)
         last_p, last_m = cls.conv_size(hp, d, c)
         norm_p = 2 * d if hp["norm"] != "none" else 0
         params = f * d + depth * (conv_p + norm_p) + last_p
-        modules = 4 + depth * (conv_m + 1) + last_m  # self, proj, 2 lists; Identity norms count
+        # self, proj, 2 lists (Identity norms count), graph columns (ModuleDict + 2 Columns)
+        modules = 4 + depth * (conv_m + 1) + last_m + 3
         stats = 0
         if hp["track_collapse"]:
-            modules += 2 + 4 * (2 + depth + 1)  # ModuleDict, nc_train, 4 x (list + metrics)
+            modules += 2 + 4  # ModuleDict, nc_train, 4 LayerwiseCollapse
             stats = (c + c * d + d * d) * 8
         nodes = data.get("n_nodes", 0) * data.get("batch_size", 1)
         edges = SBMDataModule.expected_edges(data) * data.get("batch_size", 1) if nodes else 0
@@ -330,13 +353,13 @@ class GNNCollapse(ZooModule):
         g = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
         track = self.hparams.track_collapse
         logits, feats = self(data, return_features=True)
-        loss = permutation_invariant_mse(logits, y, batch, g)
+        losses = permutation_invariant_mse(logits, y, batch, g, reduction="none")  # (G,)
+        loss = losses.mean()
         pred = logits.argmax(1)
         perm, correct = best_permutation(pred, y, c, batch)  # (G, C), (G,)
         n_g = torch.bincount(batch, minlength=g) if batch is not None else y.new_tensor([len(y)])
-        acc = (correct.float() / n_g.clamp_min(1)).mean()  # permutation-maximised accuracy
-        ov = (acc - 1.0 / c) / (1.0 - 1.0 / c)  # = mean of collapse.overlap over graphs
-        kw: dict[str, Any] = {"batch_size": g, "sync_dist": True, "on_epoch": True}
+        accs = correct.float() / n_g.clamp_min(1)  # (G,) permutation-maximised accuracy
+        acc = accs.mean()
         if stage == "train":
             # A self.log call costs ~3 ms of Lightning bookkeeping, a tenth of a step here:
             # the step loss is logged only on the trainer's logging steps, and the epoch
@@ -348,9 +371,8 @@ class GNNCollapse(ZooModule):
             if (self.global_step + 1) % every == 0:
                 self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         else:
-            self.log(f"{stage}/loss", loss, on_step=False, prog_bar=stage == "val", **kw)
-            self.log(f"{stage}/overlap", ov, on_step=False, prog_bar=stage == "val", **kw)
-            self.log(f"{stage}/acc", acc, on_step=False, **kw)
+            overlaps = (accs - 1.0 / c) / (1.0 - 1.0 / c)  # = collapse.overlap per graph
+            self.graph_columns[stage].update(loss=losses, overlap=overlaps, acc=accs)
         if track:
             aligned = perm[batch, y] if batch is not None else perm[0, y]  # align_labels
             w = self.classifier_weights()
@@ -369,17 +391,23 @@ class GNNCollapse(ZooModule):
         self._step(data, stage)
 
     def eval_epoch_end(self, stage: str) -> None:
-        """Per-layer NC metrics of the epoch (already reduced across processes)."""
-        if not self.hparams.track_collapse:
+        """Log the epoch's estimates over graphs: loss, overlap, acc and the per-layer NC
+        summaries (columns gathered across processes; intervals on the test stage)."""
+        graph_columns = self.graph_columns[stage]
+        if graph_columns.n == 0:
             return
-        out: dict[str, Tensor] = {}
-        for kind in NC_KINDS:
-            metric = self.nc[f"{stage}_{kind}"]
-            for key, v in metric.compute().items():
-                layer, name = key.split("/")
-                out[f"{stage}/nc_{kind}/{layer}/{name}"] = v.float()
-            metric.reset()
-        self.log_dict(out, sync_dist=False)  # already reduced across processes
+        columns: dict[str, Tensor] = dict(graph_columns.compute())
+        statistics: dict[str, Statistic] = {k: mean(k) for k in GRAPH_COLUMNS}
+        graph_columns.reset()
+        if self.hparams.track_collapse:
+            for kind in NC_KINDS:
+                metric = self.nc[f"{stage}_{kind}"]
+                for key, values in metric.compute().items():  # "layer_07/nc1": (G,)
+                    column = f"nc_{kind}/{key}"
+                    columns[column] = values
+                    statistics.update(nc_statistics(column, key.split("/")[1]))
+                metric.reset()
+        self.log_estimates(stage, columns, statistics, prog_bar="overlap")
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = torch.zeros(3, device=self.device)  # Σ_g (loss, acc, 1)
@@ -404,26 +432,40 @@ class GNNCollapse(ZooModule):
         return [CollapsePlotCallback("nc1")]
 
     def model_card_extra(self, metrics: dict[str, Any]) -> str:
-        """Markdown tables of the test NC metrics per layer (from ``metrics``)."""
-        names = ("nc1", "nc1_tilde", "nc2", "nc3", "nc4")
+        """Markdown tables of the test NC summaries per layer, each "value [lo, hi], n = G"."""
+        layers = range(self.hparams.depth + 1)
         parts = []
         for kind, title in (("h", "layer features Hˡ"), ("ah", "aggregated features ÂHˡ")):
-            rows = []
-            for layer in range(self.hparams.depth + 1):
-                vals = [metrics.get(nc_log_key("test", kind, layer, n)) for n in names]
-                if all(v is None for v in vals):
-                    continue
-                cells = [f"{float(v):.3g}" if v is not None else "" for v in vals]
-                rows.append(f"| {layer} | " + " | ".join(cells) + " |")
-            if rows:
-                parts += [
-                    f"### Neural collapse of the {title} (test graphs, mean over graphs)",
-                    "",
-                    "| layer ℓ | NC1 | ÑC1 | NC2 | NC3 | NC4 |",
-                    "|---|---|---|---|---|---|",
-                    *rows,
-                    "",
-                ]
+            for name, label in (("nc1", "NC1"), ("nc1_tilde", "ÑC1")):
+                parts += summary_table(
+                    f"{label} of the {title} (test graphs)",
+                    ["layer ℓ", *(head for _, head in LOG_SUMMARY_COLUMNS)],
+                    {
+                        ell: [
+                            f"{nc_log_key('test', kind, ell, name)}_{s}"
+                            for s, _ in LOG_SUMMARY_COLUMNS
+                        ]
+                        for ell in layers
+                    },
+                    metrics,
+                )
+            if self.hparams.n_classes > 2:  # for C = 2 (balanced) NC2 is 0 up to rounding
+                parts += summary_table(
+                    f"NC2 of the {title} (test graphs)",
+                    ["layer ℓ", "mean over graphs"],
+                    {ell: [nc_log_key("test", kind, ell, "nc2")] for ell in layers},
+                    metrics,
+                )
+        last = self.hparams.depth
+        parts += summary_table(
+            f"NC3 and NC4 at the last layer ℓ = {last} (test graphs, mean over graphs)",
+            ["features", "NC3", "NC4"],
+            {
+                label: [nc_log_key("test", kind, last, n) for n in ("nc3", "nc4")]
+                for kind, label in (("h", "Hᴸ"), ("ah", "ÂHᴸ"))
+            },
+            metrics,
+        )
         if not parts:
             return ""
         head = [
@@ -431,8 +473,18 @@ class GNNCollapse(ZooModule):
             "",
             "NC1 = Tr(Σ_W Σ_B^†)/C, ÑC1 = Tr(Σ_W)/Tr(Σ_B), NC2 = distance of the class-mean "
             "Gram matrix to the simplex ETF, NC3 = classifier/class-mean misalignment, NC4 = "
-            "disagreement with the nearest-class-centre rule (see `zoo.graphs.collapse`). "
-            "Layer 0 is the projection; NC3/NC4 use the final conv's weight on those features.",
+            "disagreement with the nearest-class-centre rule (see `zoo.graphs.collapse`), each "
+            "computed per test graph. Layer 0 is the projection; NC3/NC4 use the final conv's "
+            "weight on those features. NC1 and ÑC1 are heavy tailed over graphs, so they are "
+            "summarised by the mean and standard deviation over graphs of log₁₀ and by the "
+            "median; the bounded NC2–NC4 by their mean over graphs. Every cell is "
+            "value [95 % bootstrap interval over graphs], n = graphs."
+            + (
+                " For C = 2 balanced communities NC2 is 0 up to rounding (two centred class "
+                "means of equal size are antipodal): its values are in `config.json` only."
+                if self.hparams.n_classes == 2
+                else ""
+            ),
             "",
         ]
         return "\n".join(head + parts)

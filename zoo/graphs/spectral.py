@@ -36,12 +36,20 @@ from typing import Annotated, Any, Literal
 
 import pytorch_lightning as pl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from zoo.core.config import Footprint, Interval, Seed
+from zoo.core.evaluation import Columns, Statistic, mean
 from zoo.core.module import ZooModule
 from zoo.core.registry import register_model
-from zoo.graphs.collapse import class_statistics, nc_from_statistics, overlap
+from zoo.graphs.collapse import (
+    LOG_SUMMARY_COLUMNS,
+    class_statistics,
+    nc_from_statistics,
+    nc_statistics,
+    overlap,
+    summary_table,
+)
 from zoo.graphs.data import SBMDataModule
 
 __all__ = [
@@ -246,6 +254,11 @@ def kmeans(x: Tensor, num_clusters: int, batch: Tensor | None = None, n_iter: in
     return out
 
 
+def _column(step: int, key: str) -> str:
+    """The column (and logged name, after ``test/``) of an NC value at power step ``step``."""
+    return f"nc/iter_{step:03d}/{key}"
+
+
 def predict(embedding: Tensor, num_classes: int, batch: Tensor | None = None) -> Tensor:
     """Communities from an (N, C − 1) embedding: ``sign(x)`` (C = 2) or per-graph k-means."""
     if embedding.shape[1] != num_classes - 1:
@@ -267,11 +280,14 @@ class SpectralSBM(ZooModule):
     """Non-trained spectral baseline: projected power iteration (Bethe Hessian or Laplacian).
 
     ``forward(x, edge_index, batch)`` returns the (N, C − 1) embedding after ``n_iter``
-    steps; the test step logs ``test/overlap`` and, every ``log_every`` steps (and at the
-    last), ``test/nc/iter_{t:03d}/nc1`` (the per-graph mean NC1 of the embedding), plus
-    ``nc1_tilde`` and ``nc2`` at the last step; :class:`CollapsePlotCallback` draws NC1 vs
-    iteration after testing. No trainable parameters: fitting
-    is a no-op (``configure_optimizers`` returns ``None``), the state dict is empty.
+    steps. Validation logs ``val/overlap``; the test stage logs ``test/overlap`` (mean over
+    graphs of each graph's overlap) and, every ``log_every`` steps (and at the last), the
+    summaries over graphs of each graph's NC1 of the embedding,
+    ``test/nc/iter_{t:03d}/nc1_{log10_mean,log10_std,median}``, plus those of ``nc1_tilde``
+    and the mean ``nc2`` at the last step (:func:`zoo.graphs.collapse.nc_statistics`), each
+    with its bootstrap interval over the test graphs; :class:`CollapsePlotCallback` draws
+    NC1 vs iteration after testing. No trainable parameters: fitting is a no-op
+    (``configure_optimizers`` returns ``None``), the state dict is empty.
 
     Args:
         operator: ``"bethe_hessian"`` or ``"laplacian"``.
@@ -294,15 +310,30 @@ class SpectralSBM(ZooModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        # one row per graph: val the overlap, test also the NC values of the logged steps
+        self.graph_columns = nn.ModuleDict(
+            {
+                "val": Columns(["overlap"]),
+                "test": Columns(["overlap", *(_column(t, k) for t, k in self._nc_logged())]),
+            }
+        )
+
+    def _nc_logged(self) -> list[tuple[int, str]]:
+        """``(step t, NC key)`` logged on the test stage: NC1 every ``log_every`` steps and
+        at the last, ÑC1 and NC2 at the last."""
+        hp = self.hparams
+        steps = sorted({*range(0, hp.n_iter + 1, hp.log_every), hp.n_iter})
+        return [(t, "nc1") for t in steps] + [(hp.n_iter, k) for k in ("nc1_tilde", "nc2")]
 
     @classmethod
     def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
         """No weights; per batch of SBM graphs a few (N, C) iterates and the sparse operator
-        (12 bytes per directed edge, twice)."""
+        (12 bytes per directed edge, twice). Modules: self and the graph columns (a
+        ModuleDict of two Columns, which grow by a few floats per evaluated graph)."""
         batch = data.get("batch_size", 1)
         nodes = data.get("n_nodes", 0) * batch
         edges = SBMDataModule.expected_edges(data) * batch if nodes else 0
-        return Footprint(modules=1, other=16 * nodes * hp["n_classes"] + 2 * 2 * edges * 12)
+        return Footprint(modules=4, other=16 * nodes * hp["n_classes"] + 2 * 2 * edges * 12)
 
     def _iterates(
         self, edge_index: Tensor, num_nodes: int, batch: Tensor | None
@@ -337,29 +368,37 @@ class SpectralSBM(ZooModule):
         """Nothing to learn: returns ``None`` (Lightning skips the optimisation step)."""
         return None
 
-    def _evaluate(self, data: Any, stage: str) -> None:
-        self._check_data(data)
-        c, hp = self.hparams.n_classes, self.hparams
-        b = getattr(data, "batch", None)
-        g = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
-        last = None
-        for t, emb in enumerate(self._iterates(data.edge_index, data.num_nodes, b)):
-            last = emb
-            if stage == "test" and (t % hp.log_every == 0 or t == hp.n_iter):
-                nc = nc_from_statistics(*class_statistics(emb, data.y, c, b))
-                keys = ("nc1", "nc1_tilde", "nc2") if t == hp.n_iter else ("nc1",)
-                for key in keys:
-                    self.log(
-                        f"test/nc/iter_{t:03d}/{key}",
-                        nc[key].mean().float(),
-                        batch_size=g,
-                        sync_dist=True,
-                    )
-        ov = overlap(predict(last, c, b), data.y, c, b).mean()
-        self.log(f"{stage}/overlap", ov, batch_size=g, sync_dist=True, prog_bar=True)
-
     def eval_step(self, stage: str, batch: Any) -> None:
-        self._evaluate(batch, stage)
+        """Per graph of ``batch``: the overlap and (test) the NC values of the logged steps."""
+        self._check_data(batch)
+        c = self.hparams.n_classes
+        b = getattr(batch, "batch", None)
+        logged: dict[int, list[str]] = {}
+        if stage == "test":
+            for t, key in self._nc_logged():
+                logged.setdefault(t, []).append(key)
+        columns: dict[str, Tensor] = {}
+        last = None
+        for t, emb in enumerate(self._iterates(batch.edge_index, batch.num_nodes, b)):
+            last = emb
+            if t in logged:
+                nc = nc_from_statistics(*class_statistics(emb, batch.y, c, b))  # each (G,)
+                columns.update({_column(t, key): nc[key] for key in logged[t]})
+        columns["overlap"] = overlap(predict(last, c, b), batch.y, c, b)
+        self.graph_columns[stage].update(**columns)
+
+    def eval_epoch_end(self, stage: str) -> None:
+        """Log the epoch's overlap and NC summaries over graphs (intervals on test)."""
+        graph_columns = self.graph_columns[stage]
+        if graph_columns.n == 0:
+            return
+        columns = dict(graph_columns.compute())
+        graph_columns.reset()
+        statistics: dict[str, Statistic] = {"overlap": mean("overlap")}
+        for name in columns:
+            if name != "overlap":
+                statistics.update(nc_statistics(name, name.rsplit("/", 1)[1]))
+        self.log_estimates(stage, columns, statistics, prog_bar="overlap")
 
     def configure_optimizers(self) -> None:
         """No parameters, no optimiser."""
@@ -373,11 +412,6 @@ class SpectralSBM(ZooModule):
             if hp.operator == "bethe_hessian"
             else ("normalised Laplacian I − D^{-1/2}AD^{-1/2}")
         )
-        rows = sorted(
-            (int(k.split("/")[2][5:]), float(v))
-            for k, v in metrics.items()
-            if k.startswith("test/nc/iter_") and k.endswith("/nc1")
-        )
         lines = [
             "## What this checkpoint is",
             "",
@@ -387,15 +421,24 @@ class SpectralSBM(ZooModule):
             + ". The weight file is empty; the configuration is the model.",
             "",
         ]
-        if rows:
+        steps = sorted({t for t, key in self._nc_logged() if key == "nc1"})
+        table = summary_table(
+            "NC1 of the embedding per power iteration (test graphs)",
+            ["iteration t", *(head for _, head in LOG_SUMMARY_COLUMNS)],
+            {
+                t: [f"test/{_column(t, 'nc1')}_{suffix}" for suffix, _ in LOG_SUMMARY_COLUMNS]
+                for t in steps
+            },
+            metrics,
+        )
+        if table:
             lines += [
-                "### NC1 of the embedding per power iteration (test graphs, mean over graphs)",
+                "NC1 is computed per test graph and summarised over graphs by the mean and "
+                "standard deviation of log₁₀ and the median (it is heavy tailed); cells are "
+                "value [95 % bootstrap interval over graphs], n = graphs.",
                 "",
+                *table,
             ]
-            lines += ["| iteration t | NC1 |", "|---|---|"] + [
-                f"| {t} | {v:.4g} |" for t, v in rows
-            ]
-            lines += [""]
         return "\n".join(lines)
 
     def configure_callbacks(self) -> list[pl.Callback]:
