@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
+import pytest
 import torch
+import yaml
 
 import zoo
-from zoo.attention.figures import rf_attention_risk, ridge_risk_curve, train_lowrank
+from zoo.attention import figures
+from zoo.attention.figures import (
+    checkpoint_error,
+    lowrank_attention_rank,
+    rf_attention_risk,
+    ridge_risk_curve,
+    train_lowrank,
+)
 from zoo.core.figures import list_figures, run_figure
+
+CONFIGS = Path(__file__).resolve().parents[2] / "recipes" / "configs" / "fig"
 
 
 def test_figures_registered() -> None:
     assert {"rf_attention_risk", "lowrank_attention_rank"} <= set(list_figures())
+
+
+@pytest.mark.parametrize("name", ["rf_attention_risk", "lowrank_attention_rank"])
+def test_figure_defaults_average_three_seeds(name: str) -> None:
+    """The signature and the recipe agree on every parameter, and both use >= 3 seeds."""
+    config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    params = inspect.signature(getattr(figures, name)).parameters
+    assert len(params["seeds"].default) >= 3
+    assert config.pop("name") == name
+    for key, value in config.items():
+        default = params[key].default
+        want = list(default) if isinstance(default, tuple) else default
+        assert value == want or (default is None and value), key
 
 
 def test_ridge_risk_curve_selects_lambda_on_validation() -> None:
@@ -73,15 +98,37 @@ def test_train_lowrank_learns_something() -> None:
 
 
 def test_lowrank_attention_rank_runs(tmp_path: Path) -> None:
-    paths = run_figure(
-        "lowrank_attention_rank",
-        tmp_path,
-        dim=8,
-        n_keys=4,
-        ranks=[2, 8],
-        fixed_rank=2,
-        head_counts=[1, 4],
-        steps=20,
-        batch_size=64,
-    )
+    params = {"dim": 8, "n_keys": 4, "ranks": [2, 8], "fixed_rank": 2, "head_counts": [1, 4]}
+    params |= {"steps": 20, "batch_size": 64, "n_test": 256, "checkpoint": None}
+    paths = run_figure("lowrank_attention_rank", tmp_path, **params, seeds=[0])
     assert [p.suffix for p in paths] == [".png", ".pdf"] and paths[0].is_file()
+    fig = lowrank_attention_rank(**params, seeds=(0, 1))
+    assert [len(ax.collections) for ax in fig.axes] == [1, 1]  # min–max bands over seeds
+
+
+def test_lowrank_attention_rank_trains_each_setting_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both panels share the H = d/r run at ``fixed_rank``; lines are the mean over seeds."""
+    calls = []
+
+    def fake(*, heads: int, rank: int, seed: int, **kw: object) -> float:
+        calls.append((heads, rank, seed))
+        return rank + heads / 100 + seed
+
+    monkeypatch.setattr(figures, "train_lowrank", fake)
+    fig = lowrank_attention_rank(
+        dim=8, ranks=[2, 8], fixed_rank=2, head_counts=[1, 4], checkpoint=None, seeds=(0, 1, 2)
+    )
+    settings = [(4, 2), (1, 8), (1, 2)]  # (H, r): (4, 2) is in both panels
+    assert sorted(calls) == sorted((h, r, s) for h, r in settings for s in (0, 1, 2))
+    by_rank, by_heads = (ax.lines[0].get_ydata() for ax in fig.axes)
+    assert list(by_rank) == pytest.approx([2.04 + 1, 8.01 + 1])
+    assert list(by_heads) == pytest.approx([2.01 + 1, 2.04 + 1])
+
+
+def test_checkpoint_error_is_the_shipped_checkpoints_estimate() -> None:
+    ref = checkpoint_error("lowrank_attention", dim=64, n_keys=16, temperature=256.0, n_test=512)
+    assert ref is not None and ref.n == 512
+    assert ref.lo <= ref.value <= ref.hi and ref.value < 0.1  # predicting 0 scores 1
+    assert (
+        checkpoint_error("lowrank_attention", dim=8, n_keys=16, temperature=256.0, n_test=8) is None
+    )

@@ -7,9 +7,10 @@ import pytorch_lightning as pl
 import torch
 
 import zoo
-from zoo.attention import LowRankAttention, NormalisedError, RFAttention
+from zoo.attention import LowRankAttention, RFAttention, error_columns, error_statistics
 from zoo.attention import targets as T
-from zoo.attention.ridge import ridge_objective, ridge_solve
+from zoo.attention.ridge import ridge_objective, ridge_path, ridge_solve
+from zoo.core.evaluation import bootstrap, fold
 
 
 def sphere(n: int, n_set: int, d: int, seed: int = 0) -> torch.Tensor:
@@ -114,6 +115,18 @@ def test_ridge_solve_is_the_exact_minimiser(n: int, p: int) -> None:
         )
 
 
+@pytest.mark.parametrize(("n", "p"), [(200, 30), (30, 200)])  # primal and dual branches
+def test_ridge_path_equals_one_solve_per_penalty(n: int, p: int) -> None:
+    g = torch.Generator().manual_seed(1)
+    phi = torch.randn(n, p, generator=g, dtype=torch.float64)
+    y = torch.randn(n, generator=g, dtype=torch.float64)
+    lams = [1e-6, 1e-2, 10.0]
+    for lam, v in zip(lams, ridge_path(phi, y, lams)):
+        torch.testing.assert_close(v, ridge_solve(phi, y, lam))
+    with pytest.raises(ValueError, match="> 0"):
+        ridge_path(phi, y, [0.0])
+
+
 def test_ridge_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="lam"):
         ridge_solve(torch.ones(3, 2), torch.ones(3), -1.0)
@@ -147,13 +160,100 @@ def test_sgd_training_agrees_with_ridge_closed_form() -> None:
 
 
 def test_normalised_error_baselines() -> None:
+    """Predicting 0 scores error 1, predicting the mean scores risk 1, also per point."""
     y = torch.randn(100, 3) + 2.0
-    metric = NormalisedError(3)
-    metric.update(torch.zeros_like(y), y)
-    assert float(metric.compute()["error"]) == pytest.approx(1.0)
-    metric = NormalisedError(3)
-    metric.update(y.mean(0).expand_as(y), y)
-    assert float(metric.compute()["risk"]) == pytest.approx(1.0, rel=1e-6)
+    stats = error_statistics(3)
+    est = bootstrap(error_columns(torch.zeros_like(y), y, 3), stats, resamples=0)
+    assert est["error"].value == pytest.approx(1.0)
+    est = bootstrap(error_columns(y.mean(0).expand_as(y), y, 3), stats, resamples=0)
+    assert est["risk"].value == pytest.approx(1.0, rel=1e-6)
+    # four points (rows) per sample, flattened as in self_attention: the mean of all rows
+    y4 = torch.randn(25, 4 * 3) + 2.0
+    mean_row = y4.reshape(-1, 3).mean(0).repeat(4).expand_as(y4)
+    est = bootstrap(error_columns(mean_row, y4, 3), stats, resamples=0)
+    assert est["risk"].value == pytest.approx(1.0, rel=1e-6)
+    assert est["loss"].n == 25  # the examples are the samples, not the points
+
+
+# ----------------------------------------------------------------------------- evaluation
+def evaluated(model: str) -> tuple[torch.nn.Module, dict]:
+    """A small model with non-trivial outputs and the data overrides it is evaluated on."""
+    torch.manual_seed(0)
+    if model == "rf_attention":
+        data = {"n_set": 5, "n_train": 1000}
+        m = zoo.create("rf_attention", dim=4, heads=8, w_mean=1.0, l2=1e-4)
+        m.fit_ridge(*zoo.create_datamodule(m, **data).split("train"))
+        return m, data
+    if model == "rf_mlp":
+        m = zoo.create("rf_mlp", dim=4, n_set=5, width=64)
+        torch.nn.init.normal_(m.readout, std=0.3)
+        return m, {}
+    if model == "lowrank_self":
+        m = zoo.create("lowrank_attention", dim=8, heads=2, self_attention=True)
+        return m, {"n_set": 5, "target": "self_farthest"}
+    return zoo.create("lowrank_attention", dim=8, heads=2), {"n_set": 5}
+
+
+def direct_metrics(m: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """loss, error, risk over rows and the per-sample log₁₀/median summary, by hand."""
+    k = m.out_dim
+    with torch.no_grad():
+        f = m(x).double().reshape(-1, k)
+    t = y.double().reshape(-1, k)
+    rows = (f - t).pow(2).sum(1)
+    loss = float(rows.mean())
+    per_sample = rows.reshape(len(x), -1).mean(1)
+    return {
+        "loss": loss,
+        "error": loss / float(t.pow(2).sum(1).mean()),
+        "risk": loss / float((t - t.mean(0)).pow(2).sum(1).mean()),
+        "loss_log10_mean": float(per_sample.log10().mean()),
+        "loss_log10_std": float(per_sample.log10().std(unbiased=False)),
+        "loss_median": float(per_sample.median()),
+    }
+
+
+@pytest.mark.parametrize("model", ["rf_attention", "rf_mlp", "lowrank", "lowrank_self"])
+def test_test_stage_reports_bootstrap_estimates(model: str) -> None:
+    """Every metric gets value, [lo, hi] ∋ value and n; the value is the direct full-split
+    computation; the interval shrinks with n."""
+    m, data = evaluated(model)
+    half_widths = []
+    for n in (256, 4096):
+        dm = zoo.create_datamodule(m, **data, n_test=n, batch_size=100, seed=3)
+        got = trainer().test(m, datamodule=dm, verbose=False)[0]
+        want = direct_metrics(m, *dm.split("test"))
+        for key, value in want.items():
+            lo, hi = got[f"test/{key}_ci_lo"], got[f"test/{key}_ci_hi"]
+            assert got[f"test/{key}"] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+            assert lo <= got[f"test/{key}"] <= hi and lo < hi, key
+            assert got[f"test/{key}_n"] == n
+        half_widths.append({k: got[f"test/{k}_ci_hi"] - got[f"test/{k}_ci_lo"] for k in want})
+        assert len(m.zoo_eval["test"][0][0]["sse"]) == n  # columns kept for pooling
+    for key in want:  # ~1/√n: 16× the samples, ~4× narrower
+        assert half_widths[1][key] < half_widths[0][key] / 2, key
+
+
+def test_validation_logs_values_without_intervals() -> None:
+    m, data = evaluated("lowrank")
+    dm = zoo.create_datamodule(m, **data, n_val=300, batch_size=128)
+    got = trainer().validate(m, datamodule=dm, verbose=False)[0]
+    assert {"val/loss", "val/error", "val/risk"} <= set(got)  # val/loss is the monitor
+    assert not any(k.endswith(("_ci_lo", "_ci_hi", "_n")) for k in got)
+    x, y = dm.split("val")
+    assert got["val/error"] == pytest.approx(direct_metrics(m, x, y)["error"], rel=1e-5)
+
+
+@pytest.mark.parametrize("model", ["rf_attention", "lowrank"])
+def test_model_card_shows_intervals(model: str) -> None:
+    m, data = evaluated(model)
+    dm = zoo.create_datamodule(m, **data, n_test=512)
+    metrics = fold(trainer().test(m, datamodule=dm, verbose=False)[0])
+    key = "test/risk" if model == "rf_attention" else "test/error"
+    lo, hi = metrics[f"{key}_ci"]
+    text = m.model_card_extra(metrics)
+    assert f"`{key}` = {metrics[key]:.4g} [{lo:.4g}, {hi:.4g}], n = 512" in text
+    assert "Measured" not in m.model_card_extra({})
 
 
 # ----------------------------------------------------------------------------- low rank

@@ -12,7 +12,7 @@ Importing this package imports every module in it, which registers the models
 :mod:`zoo.attention.targets` in the shared ``sets`` datamodule, and the figures.
 """
 
-from zoo.attention.base import NormalisedError, RandomFeatureModel
+from zoo.attention.base import RandomFeatureModel, error_columns, error_statistics
 from zoo.attention.lowrank_attention import LowRankAttention
 from zoo.attention.rf_attention import RFAttention
 from zoo.attention.rf_mlp import RFMLP
@@ -24,9 +24,10 @@ import_submodules(__name__)  # the rest (targets, figures, ...) registers on imp
 __all__ = [
     "RFMLP",
     "LowRankAttention",
-    "NormalisedError",
     "RFAttention",
     "RandomFeatureModel",
+    "error_columns",
+    "error_statistics",
     "ridge_objective",
     "ridge_solve",
 ]

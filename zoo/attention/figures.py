@@ -6,7 +6,8 @@
 - ``lowrank_attention_rank``: test error (MSE·d) of one-layer ``lowrank_attention`` on the
   nearest-neighbour target at d = 64, N = 16 vs the rank r = d/H of its H heads, and vs the
   number of heads at a fixed rank; each point is a fresh-sample Adam run of
-  :func:`zoo.core.figures.quick_fit`.
+  :func:`zoo.core.figures.quick_fit`, and the shipped full-rank checkpoint is drawn at r = d
+  with its 95 % interval (:func:`checkpoint_error`).
 
 With several ``seeds`` (data, features and initialisation), lines are the mean over seeds and
 bands the min–max.
@@ -21,6 +22,7 @@ import torch
 from matplotlib.figure import Figure
 
 from zoo.core.config import Interval
+from zoo.core.evaluation import Estimate
 from zoo.core.figures import (
     new_figure,
     plot_seeds,
@@ -32,7 +34,13 @@ from zoo.core.figures import (
 )
 from zoo.core.registry import create, create_datamodule
 
-__all__ = ["lowrank_attention_rank", "rf_attention_risk", "ridge_risk_curve", "train_lowrank"]
+__all__ = [
+    "checkpoint_error",
+    "lowrank_attention_rank",
+    "rf_attention_risk",
+    "ridge_risk_curve",
+    "train_lowrank",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +55,10 @@ def ridge_risk_curve(
 
     ``data`` is a ``sets`` datamodule whose ``n_train`` ≥ max(sample_sizes). For each n the
     penalty λ ∈ ``lambdas`` with the smallest validation risk is kept; the returned value is
-    the test risk MSE/Var(y_test) at that λ. Features are computed once and sliced.
+    the test risk MSE/Var(y_test) at that λ. Features are computed once and sliced; the fits
+    of all λ share one eigendecomposition (:func:`~zoo.attention.ridge.ridge_path`).
     """
-    from zoo.attention.ridge import ridge_solve
+    from zoo.attention.ridge import ridge_path
 
     xs, ys = {}, {}
     for split in ("train", "val", "test"):
@@ -59,8 +68,7 @@ def ridge_risk_curve(
     out = []
     for n in sample_sizes:
         best = (float("inf"), float("nan"))
-        for lam in lambdas:
-            v = ridge_solve(xs["train"][:n], ys["train"][:n], lam)
+        for v in ridge_path(xs["train"][:n], ys["train"][:n], lambdas):
             risk = {
                 s: float((xs[s] @ v - ys[s]).pow(2).sum(1).mean() / var[s]) for s in ("val", "test")
             }
@@ -80,7 +88,7 @@ def rf_attention_risk(
     sample_sizes: list[int] | None = None,
     lambdas: list[float] | None = None,
     n_eval: Annotated[int, Interval(ge=1)] = 2000,
-    seeds: tuple[int, ...] = (0,),
+    seeds: tuple[int, ...] = (0, 1, 2),
 ) -> Figure:
     """Test risk vs sample size: RF attention (W zero-mean / mean w_mean·√d·I) vs RF-MLP.
 
@@ -97,7 +105,7 @@ def rf_attention_risk(
         {"name": "key_exp", "beta": 1.0},
     ]
     sample_sizes = sorted(sample_sizes or [250, 500, 1000, 2000, 4000, 8000])
-    lambdas = lambdas or [1e-6, 1e-4, 1e-2]
+    lambdas = sorted(lambdas or [10.0**e for e in range(-6, 1)])
     models = {
         "RF attention, W zero mean": ("rf_attention", {"heads": heads, "w_mean": 0.0}),
         f"RF attention, E W = {w_mean:g}·√d·I": (
@@ -147,9 +155,13 @@ def rf_attention_risk(
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("test risk  MSE / Var(y)")
-    axes[0][0].legend(fontsize=8)
+    # in the second panel (key_hermite by default) the lower left stays free of curves
+    axes[0][min(1, len(targets) - 1)].legend(fontsize=8, loc="lower left")
     fig.suptitle(
-        f"ridge fits, d = {dim}, N = {n_set - 1} keys, M = {heads} heads ({seeds_note(seeds)})",
+        f"closed-form ridge fits on n training sets, d = {dim}, N = {n_set - 1} keys, "
+        f"M = {heads} heads ({seeds_note(seeds)})\nλ ∈ [{lambdas[0]:g}, {lambdas[-1]:g}] "
+        f"({len(lambdas)} values) picked per n on {n_eval} validation sets, risk on {n_eval} "
+        "test sets",
         fontsize=10,
     )
     return fig
@@ -200,29 +212,58 @@ def train_lowrank(
     return quick_test(model, data)["test/error"]
 
 
+def checkpoint_error(
+    name: str, *, dim: int, n_keys: int, temperature: float, n_test: int
+) -> Estimate | None:
+    """``test/error`` of the shipped checkpoint ``name`` on ``n_test`` sets of its own data
+    seed, with its 95 % interval; ``None`` (and a log line) when it is missing or not a
+    one-layer query model of this ``dim``, ``n_keys``, ``temperature``."""
+    from zoo.core.checkpoint import load
+    from zoo.core.evaluation import estimates, fold
+
+    try:
+        model = load(name)
+    except (FileNotFoundError, ValueError) as err:
+        log.info("no reference checkpoint %r: %s", name, err)
+        return None
+    hp, data = model.hparams, model.zoo_data_config or {}
+    got = (hp.dim, data.get("n_set"), hp.temperature, hp.layers, hp.self_attention)
+    if got != (dim, n_keys + 1, temperature, 1, False):
+        log.info("reference checkpoint %r is another setting %s: not drawn", name, got)
+        return None
+    metrics = fold(quick_test(model, create_datamodule(model, n_test=n_test, device="cpu")))
+    return estimates(metrics)["test/error"]
+
+
 @register_figure("lowrank_attention_rank")
 def lowrank_attention_rank(
     *,
     dim: Annotated[int, Interval(ge=1)] = 64,
     n_keys: Annotated[int, Interval(ge=1)] = 16,
     ranks: list[int] | None = None,
-    fixed_rank: Annotated[int, Interval(ge=1)] = 8,
+    fixed_rank: Annotated[int, Interval(ge=1)] = 4,
     head_counts: list[int] | None = None,
     steps: Annotated[int, Interval(ge=1)] = 1200,
     batch_size: Annotated[int, Interval(ge=1)] = 256,
     lr: Annotated[float, Interval(gt=0)] = 3e-3,
     temperature: Annotated[float, Interval(gt=0)] = 256.0,
-    seeds: tuple[int, ...] = (0,),
+    n_test: Annotated[int, Interval(ge=1)] = 8192,
+    checkpoint: str | None = "lowrank_attention",
+    checkpoint_n_test: Annotated[int, Interval(ge=1)] = 80000,
+    seeds: tuple[int, ...] = (0, 1, 2),
 ) -> Figure:
     """Error vs rank (H = d/r heads) and vs number of heads at rank ``fixed_rank``.
 
-    One layer, d = ``dim``, N = ``n_keys``; every point is one run of ``steps`` Adam steps
-    per seed.
+    One layer, d = ``dim``, N = ``n_keys``; every point is one :func:`train_lowrank` run of
+    ``steps`` Adam steps per seed, scored on ``n_test`` test sets of that seed (runs shared
+    by both panels are trained once). ``checkpoint``: a shipped full-rank checkpoint of the
+    same setting, evaluated on ``checkpoint_n_test`` sets and drawn at r = d with its 95 %
+    interval (``None``: not drawn).
     """
     from matplotlib.ticker import NullFormatter
 
-    ranks = sorted(ranks or [1, 2, 4, 8, 16, 32, 64])
-    head_counts = sorted(head_counts or [1, 2, 8, 32])
+    ranks = sorted(ranks or [1, 4, 16, 64])
+    head_counts = sorted(head_counts or [1, 4, 16])
     bad = [r for r in ranks if dim % r]
     if bad:
         raise ValueError(f"ranks {bad} do not divide dim={dim} (H = d/r heads)")
@@ -233,20 +274,31 @@ def lowrank_attention_rank(
         "batch_size": batch_size,
         "lr": lr,
         "temperature": temperature,
+        "n_test": n_test,
     }
+    errors: dict[tuple[int, int, int], float] = {}
+
+    def error(heads: int, rank: int, seed: int) -> float:
+        if (heads, rank, seed) not in errors:
+            errors[heads, rank, seed] = train_lowrank(heads=heads, rank=rank, seed=seed, **common)
+        return errors[heads, rank, seed]
+
     by_rank, by_heads = [], []
     for seed in seeds:
-        by_rank.append([train_lowrank(heads=dim // r, rank=r, seed=seed, **common) for r in ranks])
+        by_rank.append([error(dim // r, r, seed) for r in ranks])
         log.info("seed %d, ranks %s (H = d/r): errors %s", seed, ranks, by_rank[-1])
-        by_heads.append(
-            [train_lowrank(heads=h, rank=fixed_rank, seed=seed, **common) for h in head_counts]
-        )
+        by_heads.append([error(h, fixed_rank, seed) for h in head_counts])
         log.info(
             "seed %d, H = %s of rank %d: errors %s", seed, head_counts, fixed_rank, by_heads[-1]
         )
+    ref = None
+    if checkpoint is not None:
+        ref = checkpoint_error(
+            checkpoint, dim=dim, n_keys=n_keys, temperature=temperature, n_test=checkpoint_n_test
+        )
 
-    fig, (a1, a2) = new_figure(1, 2, figsize=(9, 3.6))
-    plot_seeds(a1, ranks, by_rank)
+    fig, (a1, a2) = new_figure(1, 2, figsize=(9.5, 3.8))
+    plot_seeds(a1, ranks, by_rank, label=f"{steps} steps per run")
     a1.set(xscale="log", yscale="log", xlabel="rank r per head (H = d/r heads)")
     a1.set_xticks(ranks, [str(r) for r in ranks])
     a1.set_ylabel("test error  MSE·d")
@@ -261,6 +313,18 @@ def lowrank_attention_rank(
                 ha="center",
                 fontsize=7,
             )
+    if ref is not None:
+        a1.errorbar(
+            [dim],
+            [ref.value],
+            yerr=[[ref.value - ref.lo], [ref.hi - ref.value]],
+            fmt="*",
+            color="C3",
+            ms=9,
+            capsize=3,
+            label=f"shipped checkpoint (10 048 steps): {ref.value:.3g}, n = {ref.n}",
+        )
+    a1.legend(fontsize=7, loc="lower left")
     a2.set(xscale="log", yscale="log", xlabel=f"number of heads H (rank {fixed_rank} each)")
     a2.set_xticks(head_counts, [str(h) for h in head_counts])
     for ax in (a1, a2):
@@ -268,8 +332,8 @@ def lowrank_attention_rank(
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(
-        f"nearest neighbour, d = {dim}, N = {n_keys}, one layer, {steps} Adam steps "
-        f"× {batch_size} fresh samples ({seeds_note(seeds)})",
+        f"nearest neighbour, d = {dim}, N = {n_keys}, one layer: {steps} Adam steps "
+        f"× {batch_size} fresh samples per run, test on {n_test} sets ({seeds_note(seeds)})",
         fontsize=10,
     )
     return fig

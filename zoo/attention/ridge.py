@@ -7,7 +7,8 @@ For features Φ ∈ R^{n×P}, targets Y ∈ R^{n×k} and λ ≥ 0 the training o
 is minimised by V* = (ΦᵀΦ/n + λI)^{-1} ΦᵀY/n = Φᵀ(ΦΦᵀ + nλI)^{-1} Y (push-through identity).
 :func:`ridge_solve` picks the primal (P ≤ n) or dual (P > n) form, whichever is the smaller
 linear system, and solves it in float64 with a Cholesky factorisation (minimum-norm least
-squares when λ = 0).
+squares when λ = 0). :func:`ridge_path` gives the minimisers for many λ at the cost of one
+eigendecomposition of the same (smaller) Gram matrix.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["ridge_objective", "ridge_solve"]
+__all__ = ["ridge_objective", "ridge_path", "ridge_solve"]
 
 
 def _as_2d(y: Tensor) -> Tensor:
@@ -46,6 +47,33 @@ def ridge_solve(phi: Tensor, y: Tensor, lam: float) -> Tensor:
     g.diagonal().add_(lam)
     chol = torch.linalg.cholesky(g)
     return f.T @ torch.cholesky_solve(t / n, chol)
+
+
+def ridge_path(phi: Tensor, y: Tensor, lams: list[float]) -> list[Tensor]:
+    """Minimisers V*(λ) of (1/n)‖ΦV − Y‖² + λ‖V‖² for every λ in ``lams`` (all > 0).
+
+    One float64 eigendecomposition of ΦᵀΦ/n = U diag(s) Uᵀ (or, for P > n, of ΦΦᵀ/n) gives
+    V*(λ) = U diag(1/(s + λ)) UᵀΦᵀY/n (dual: Φᵀ W diag(1/(s + λ)) WᵀY/n) for each λ.
+    phi: (n, P), y: (n,) or (n, k) → a list of (P, k), in the order of ``lams``.
+
+    Raises:
+        ValueError: on mismatched shapes or a penalty that is not > 0.
+    """
+    if any(lam <= 0 for lam in lams):
+        raise ValueError(f"ridge_path needs penalties > 0, got {lams}")
+    if phi.dim() != 2 or phi.shape[0] != y.shape[0]:
+        raise ValueError(f"phi: (n, P) and y: (n, ...) must share n, got {phi.shape}, {y.shape}")
+    n, p = phi.shape
+    f = phi.double()
+    t = _as_2d(y).double()
+    if p <= n:
+        s, u = torch.linalg.eigh(f.T @ f / n)
+        c = u.T @ (f.T @ t / n)  # (P, k)
+        return [u @ (c / (s + lam)[:, None]) for lam in lams]
+    s, w = torch.linalg.eigh(f @ f.T / n)
+    c = w.T @ t / n  # (n, k)
+    fw = f.T @ w  # (P, n)
+    return [fw @ (c / (s + lam)[:, None]) for lam in lams]
 
 
 def ridge_objective(phi: Tensor, y: Tensor, v: Tensor, lam: float) -> float:
