@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from zoo.core.checkpoint import load
+from zoo.core.checkpoint import load, read_config, resolve
 from zoo.core.figures import (
     new_figure,
     plot_seeds,
@@ -43,6 +43,11 @@ __all__ = ["convnet_bp_acc", "unet_bp_mse", "unet_bp_samples"]
 
 def _n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def _budget(steps: int, batch_size: int, lr: float) -> str:
+    """The training budget of a sweep point, for a title."""
+    return f"{steps} Adam steps per point (batch min({batch_size}, n), lr {lr:g}, cosine)"
 
 
 def _fit_and_test(
@@ -95,7 +100,7 @@ def unet_bp_mse(
     fixed_checkpoint: str = "unet_bp",
     sigmas: tuple[float, ...] = (0.1, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 5.0),
     n_test: int = 2048,
-    seeds: tuple[int, ...] = (1,),
+    seeds: tuple[int, ...] = (1, 2, 3),
 ) -> Figure:
     """Model MSE and Bayes MSE vs σ on fresh data (one draw per seed) for a σ-conditioned
     checkpoint.
@@ -157,9 +162,21 @@ def unet_bp_mse(
     ax2.axhline(1.0, color="k", lw=0.8)
     ax2.axhline(1.05, color="grey", ls=":", lw=0.8)
     ax2.set(
-        xscale="log", xlabel="noise σ", ylabel="model MSE / Bayes MSE", title="ratio to exact BP"
+        xscale="log",
+        yscale="log",  # the ratio spans decades where the Bayes MSE is tiny (small σ)
+        xlabel="noise σ",
+        ylabel="model MSE / Bayes MSE",
+        title="ratio to exact BP",
     )
-    fig.suptitle(f"{n_test} fresh test sequences ({seeds_note(seeds)})", fontsize=10)
+    top = float(ratios.max()) if ratios.numel() else 1.0
+    ax2.set_yticks([t for t in (1, 1.5, 2, 3, 5, 10, 20, 50) if t <= 1.2 * top] or [1])
+    ax2.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax2.yaxis.set_minor_formatter(NullFormatter())
+    fig.suptitle(
+        f"{n_test} fresh test sequences per σ and seed ({seeds_note(seeds)}); "
+        f"{_trained(checkpoint)}",
+        fontsize=10,
+    )
     ax.set_ylim(1e-6, 0.3)  # Bayes MSE at σ → 0 is ~0 (below the axis)
     for a in (ax, ax2):
         a.set_xticks([t for t in (0.1, 0.2, 0.5, 1, 2, 5) if min(s_) <= t <= max(s_)])
@@ -167,6 +184,15 @@ def unet_bp_mse(
         a.xaxis.set_minor_formatter(NullFormatter())
         a.legend(fontsize=8)
     return fig
+
+
+def _trained(checkpoint: str) -> str:
+    """``"unet_bp_sigma: 4096 training sequences, experiment=unet_bp_sigma"``: a checkpoint's
+    training data and the recipe experiment (its budget) from its ``config.json``."""
+    config = read_config(resolve(checkpoint))
+    recipe = [t for t in str(config.get("command", "")).split() if t.startswith("experiment=")]
+    text = f"{checkpoint}: {config.get('data', {}).get('n_train', '?')} training sequences"
+    return text + "".join(f", {r}" for r in recipe[:1])
 
 
 def _matched_width(width: int, depth: int, target: int) -> int:
@@ -195,8 +221,8 @@ def unet_bp_samples(
     steps: int = 1000,
     batch_size: int = 128,
     lr: float = 3e-3,
-    n_test: int = 1024,
-    seeds: tuple[int, ...] = (0,),
+    n_test: int = 4096,
+    seeds: tuple[int, ...] = (0, 1, 2),
 ) -> Figure:
     """Test MSE / Bayes MSE vs number of clean training sequences: U-Net vs no-skip CNN."""
     n_unet = _n_params(create("unet_bp", depth=depth, width=width))
@@ -232,9 +258,9 @@ def unet_bp_samples(
     ax.set(
         xscale="log",
         xlabel="clean training sequences n",
-        ylabel="test MSE / Bayes MSE",
-        title=f"σ={sigma:g}, L={depth}, {steps} Adam steps; "
-        f"{_n_grammatical(grammar)} grammatical sequences\n{seeds_note(seeds)}",
+        ylabel=f"test MSE / Bayes MSE ({n_test} sequences)",
+        title=f"σ={sigma:g}, L={depth}: {_n_grammatical(grammar)} grammatical sequences\n"
+        f"{_budget(steps, batch_size, lr)}; {seeds_note(seeds)}",
     )
     ax.legend(fontsize=8)
     return fig
@@ -246,11 +272,11 @@ def convnet_bp_acc(
     n_trains: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048),
     depth: int = 4,
     width: int = 64,
-    steps: int = 300,
+    steps: int = 600,
     batch_size: int = 128,
     lr: float = 3e-3,
-    n_test: int = 2048,
-    seeds: tuple[int, ...] = (0, 1),
+    n_test: int = 4096,
+    seeds: tuple[int, ...] = (0, 1, 2),
 ) -> Figure:
     """Root accuracy of ``convnet_bp`` vs training size, against exact BP's accuracy."""
     common = {"steps": steps, "batch_size": batch_size, "lr": lr, "n_test": n_test}
@@ -268,7 +294,7 @@ def convnet_bp_acc(
     bayes_acc = sum(bayes) / len(bayes)
     grammar = build_grammar(create("convnet_bp", depth=depth).zoo_data_config)
     fig, ax = new_figure(figsize=(6, 4))
-    plot_seeds(ax, list(n_trains), accs, label=f"convnet_bp ({seeds_note(seeds)})")
+    plot_seeds(ax, list(n_trains), accs, label="convnet_bp")
     ax.axhline(bayes_acc, color="k", ls="--", label=f"BP (Bayes) accuracy = {bayes_acc:.3f}")
     ax.axhline(0.97 * bayes_acc, color="grey", ls=":", label="0.97 × BP")
     ax.axhline(1 / grammar.n_symbols, color="r", lw=0.8, label="chance")
@@ -276,7 +302,8 @@ def convnet_bp_acc(
         xscale="log",
         xlabel="training sequences n",
         ylabel=f"test accuracy (root, {n_test} sequences)",
-        title=f"RHM root classification, {grammar.describe().split(';')[0]}",
+        title=f"RHM root classification, {grammar.describe().split(';')[0]}\n"
+        f"{_budget(steps, batch_size, lr)}; {seeds_note(seeds)}",
     )
     ax.legend(fontsize=8)
     return fig

@@ -20,16 +20,15 @@ Features live on the tree: level ``ℓ`` is a (B, W, m^ℓ) tensor, position ``i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
 
 from zoo.core.config import Footprint, Interval, safe_pow
+from zoo.core.evaluation import Columns, Statistic, format_metric, mean, ratio
 from zoo.core.module import ZooModule
 from zoo.core.registry import register_model
 from zoo.hierarchical import bp
@@ -152,6 +151,30 @@ class _BPModule(ZooModule):
         return self.hparams.branching**self.hparams.depth
 
     @staticmethod
+    def _columns(model: tuple[str, ...], bayes: tuple[str, ...]) -> nn.ModuleDict:
+        """Per-example :class:`Columns` of each stage: ``<stage>_model`` (the network's) and
+        ``<stage>_bayes`` (exact BP's, recorded only on GHM data)."""
+        return nn.ModuleDict(
+            {
+                f"{stage}_{kind}": Columns(names)
+                for stage in ("val", "test")
+                for kind, names in (("model", model), ("bayes", bayes))
+            }
+        )
+
+    def _epoch_columns(self, stage: str) -> dict[str, Tensor]:
+        """The stage's columns ``{name: (n,)}`` (empty before any batch), then reset."""
+        model, bayes = self.eval_columns[f"{stage}_model"], self.eval_columns[f"{stage}_bayes"]
+        out: dict[str, Tensor] = {}
+        if model.n:
+            out = model.compute()
+            if bayes.n:
+                out.update(bayes.compute())
+        model.reset()
+        bayes.reset()
+        return out
+
+    @staticmethod
     def _training_state(params: float) -> float:
         """Gradients and two optimiser moments per parameter, in bytes."""
         return 12 * params
@@ -191,7 +214,9 @@ class UNetBP(_BPModule):
         skips: long skips joining encoder and decoder levels (``False``: a plain CNN).
         sigma_cond: condition on ``log σ`` (input channel + FiLM at every level).
         diffusion_samples: σ-conditioned models sample this many sequences at the end of
-            testing and log their grammatical fraction (see :mod:`zoo.hierarchical.diffusion`).
+            testing and log their grammatical fraction and symbol/root KLs with intervals over
+            the samples (see :func:`zoo.hierarchical.diffusion.sample_statistics`; the L = 3
+            checkpoint needs ~8192 for a root-KL half-width of 0.01 nat).
         diffusion_steps: sampler steps for that evaluation.
     """
 
@@ -218,13 +243,7 @@ class UNetBP(_BPModule):
             self.sigma_emb = nn.Sequential(nn.Linear(1, W), nn.GELU(), nn.Linear(W, W), nn.GELU())
             self.film_enc = nn.ModuleList(_Film(W, W) for _ in range(L))
             self.film_dec = nn.ModuleList(_Film(W, W) for _ in range(L + 1))
-        self.metrics = nn.ModuleDict(
-            {
-                f"{split}_{k}": MeanMetric()
-                for split in ("val", "test")
-                for k in ("mse", "bayes_mse", "leaf_acc", "bayes_leaf_acc")
-            }
-        )
+        self.eval_columns = self._columns(("mse", "leaf_acc"), ("bayes_mse", "bayes_leaf_acc"))
 
     @classmethod
     def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
@@ -285,47 +304,53 @@ class UNetBP(_BPModule):
         return loss
 
     def eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
+        """Per-sequence squared error and leaf accuracy of the model and of exact BP."""
         y, leaves, sigma = batch[:3]
         out = self(y, sigma)
         clean = F.one_hot(leaves, self.hparams.n_symbols).to(y.dtype)
-        mse = ((out - clean) ** 2).mean((1, 2))
-        self.metrics[f"{split}_mse"].update(mse)
-        self.metrics[f"{split}_leaf_acc"].update((out.argmax(-1) == leaves).float().mean(-1))
+        self.eval_columns[f"{split}_model"].update(
+            mse=((out - clean) ** 2).mean((1, 2)),
+            leaf_acc=(out.argmax(-1) == leaves).double().mean(-1),
+        )
         grammar = self.grammar()
         if grammar is not None:
             bayes = bp.bayes_denoiser(grammar, y, sigma)
-            self.metrics[f"{split}_bayes_mse"].update(((bayes - clean) ** 2).mean((1, 2)))
-            self.metrics[f"{split}_bayes_leaf_acc"].update(
-                (bayes.argmax(-1) == leaves).float().mean(-1)
+            self.eval_columns[f"{split}_bayes"].update(
+                bayes_mse=((bayes - clean) ** 2).mean((1, 2)),
+                bayes_leaf_acc=(bayes.argmax(-1) == leaves).double().mean(-1),
             )
-        self.log(f"{split}/loss", mse.mean(), sync_dist=True, prog_bar=split == "val")
-
-    def _log_eval_metrics(self, split: str) -> None:
-        m = {
-            k: self.metrics[f"{split}_{k}"]
-            for k in ("mse", "bayes_mse", "leaf_acc", "bayes_leaf_acc")
-        }
-        if m["mse"].update_count == 0:
-            return
-        mse = m["mse"].compute()
-        self.log(f"{split}/mse", mse, sync_dist=False)
-        self.log(f"{split}/leaf_acc", m["leaf_acc"].compute(), sync_dist=False)
-        if m["bayes_mse"].update_count > 0:
-            bayes = m["bayes_mse"].compute()
-            self.log(f"{split}/bayes_mse", bayes, sync_dist=False)
-            self.log(f"{split}/mse_ratio", mse / bayes, sync_dist=False, prog_bar=split == "val")
-            self.log(f"{split}/bayes_leaf_acc", m["bayes_leaf_acc"].compute(), sync_dist=False)
-        for metric in m.values():
-            metric.reset()
 
     def eval_epoch_end(self, split: str) -> None:
-        self._log_eval_metrics(split)
-        grammar = self.grammar()
-        if split != "test" or not (
-            self.hparams.sigma_cond and self.hparams.diffusion_samples and grammar is not None
-        ):
+        """Log the denoising metrics (``loss`` = ``mse``, per coordinate; ``mse_ratio`` =
+        mean MSE / mean Bayes MSE, resampled per sequence), then, on test, the diffusion
+        samples' quality (``sample_*``, resampled per sample)."""
+        columns = self._epoch_columns(split)
+        if not columns:
             return
-        from zoo.hierarchical.diffusion import sample, sample_quality
+        stats: dict[str, Statistic] = {
+            "loss": mean("mse"),
+            "mse": mean("mse"),
+            "leaf_acc": mean("leaf_acc"),
+        }
+        if "bayes_mse" in columns:
+            stats |= {
+                "bayes_mse": mean("bayes_mse"),
+                "mse_ratio": ratio("mse", "bayes_mse"),
+                "bayes_leaf_acc": mean("bayes_leaf_acc"),
+            }
+        self.log_estimates(
+            split, columns, stats, prog_bar="mse_ratio" if "bayes_mse" in columns else "loss"
+        )
+        grammar = self.grammar()
+        hp = self.hparams
+        if split == "test" and hp.sigma_cond and hp.diffusion_samples and grammar is not None:
+            self._log_sample_quality(grammar)
+
+    def _log_sample_quality(self, grammar: Grammar) -> None:
+        """Draw ``diffusion_samples`` sequences by DDPM (generator seeded by the data seed) and
+        log their quality as ``test/sample_*`` (see
+        :func:`zoo.hierarchical.diffusion.sample_statistics`), resampled per sample."""
+        from zoo.hierarchical.diffusion import sample, sample_columns, sample_statistics
 
         hp = self.data_config
         gen = torch.Generator(device=self.device).manual_seed(int(hp.get("seed", 0)))
@@ -342,12 +367,16 @@ class UNetBP(_BPModule):
             steps=steps,
             generator=gen,
         )
-        for k, v in sample_quality(grammar, leaves).items():
-            if math.isfinite(v):  # kl_root is undefined when no sample is grammatical
-                self.log(f"test/sample_{k}", v, sync_dist=False)
+        columns = sample_columns(grammar, leaves)
+        stats = sample_statistics(grammar)
+        if not columns["grammatical"].any():  # kl_root is undefined without a grammatical sample
+            del stats["kl_root"]
+        self.log_estimates("test", columns, {f"sample_{k}": f for k, f in stats.items()})
 
     def model_card_extra(self, metrics: dict[str, Any]) -> str:
-        return _card_extra(self, metrics, "mse", "bayes_mse", "mse_ratio")
+        return _card_extra(
+            self, metrics, (("mse", "bayes_mse"), ("leaf_acc", "bayes_leaf_acc")), "mse_ratio"
+        )
 
 
 @register_model(
@@ -373,9 +402,7 @@ class ConvNetBP(_BPModule):
         hp = self.hparams
         self.encoder = _Encoder(hp.n_symbols, hp.width, hp.branching, hp.depth, hp.mlp_layers)
         self.head = nn.Linear(hp.width, hp.n_symbols)
-        self.metrics = nn.ModuleDict(
-            {f"{s}_{k}": MeanMetric() for s in ("val", "test") for k in ("acc", "bayes_acc")}
-        )
+        self.eval_columns = self._columns(("loss", "acc"), ("bayes_acc",))
 
     @classmethod
     def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
@@ -405,44 +432,76 @@ class ConvNetBP(_BPModule):
         return loss
 
     def eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
+        """Per-sequence cross-entropy and correctness of the model and of exact BP."""
         leaves, root = batch[:2]
         logits = self(leaves)
-        self.log(f"{split}/loss", F.cross_entropy(logits, root), sync_dist=True)
-        self.metrics[f"{split}_acc"].update((logits.argmax(-1) == root).float())
+        self.eval_columns[f"{split}_model"].update(
+            loss=F.cross_entropy(logits, root, reduction="none"),
+            acc=(logits.argmax(-1) == root).double(),
+        )
         grammar = self.grammar()
         if grammar is not None:
-            self.metrics[f"{split}_bayes_acc"].update(bp.bayes_accuracy(grammar, leaves, root))
+            self.eval_columns[f"{split}_bayes"].update(
+                bayes_acc=bp.bayes_accuracy(grammar, leaves, root)
+            )
 
     def eval_epoch_end(self, split: str) -> None:
-        acc, bayes = self.metrics[f"{split}_acc"], self.metrics[f"{split}_bayes_acc"]
-        if acc.update_count == 0:
+        """Log ``loss``, ``acc`` and, on GHM data, ``bayes_acc`` and ``acc_ratio`` = mean
+        accuracy / mean BP accuracy (resampled per sequence)."""
+        columns = self._epoch_columns(split)
+        if not columns:
             return
-        a = acc.compute()
-        self.log(f"{split}/acc", a, prog_bar=split == "val")
-        if bayes.update_count > 0:
-            b = bayes.compute()
-            self.log(f"{split}/bayes_acc", b)
-            self.log(f"{split}/acc_ratio", a / b, prog_bar=split == "val")
-        acc.reset()
-        bayes.reset()
+        stats: dict[str, Statistic] = {"loss": mean("loss"), "acc": mean("acc")}
+        if "bayes_acc" in columns:
+            stats |= {"bayes_acc": mean("bayes_acc"), "acc_ratio": ratio("acc", "bayes_acc")}
+        self.log_estimates(
+            split, columns, stats, prog_bar="acc_ratio" if "bayes_acc" in columns else "acc"
+        )
 
     def model_card_extra(self, metrics: dict[str, Any]) -> str:
-        return _card_extra(self, metrics, "acc", "bayes_acc", "acc_ratio")
+        return _card_extra(self, metrics, (("acc", "bayes_acc"),), "acc_ratio")
 
 
 def _card_extra(
-    module: _BPModule, metrics: dict[str, Any], model_key: str, bayes_key: str, ratio_key: str
+    module: _BPModule,
+    metrics: Mapping[str, Any],
+    pairs: tuple[tuple[str, str], ...],
+    ratio_key: str,
 ) -> str:
-    """Model-card section: the grammar and the model-vs-BP comparison."""
+    """Model-card section: the grammar, the model-vs-BP comparison on the same test examples
+    and, when measured, the diffusion samples' quality; values as ``value [lo, hi], n = N``
+    (95 % bootstrap interval over the test examples)."""
     lines = ["## Model vs exact belief propagation", ""]
     grammar = module.grammar()
     if grammar is not None:
         lines += [f"Grammar: {grammar.describe()}.", ""]
-    vals = [metrics.get(f"test/{k}") for k in (model_key, bayes_key, ratio_key)]
-    if all(isinstance(v, float) for v in vals):
+    rows = [
+        (key, format_metric(metrics, f"test/{key}"), format_metric(metrics, f"test/{bayes}"))
+        for key, bayes in pairs
+        if f"test/{key}" in metrics and f"test/{bayes}" in metrics
+    ]
+    if rows:
+        lines += ["| metric | model | exact BP (Bayes-optimal) |", "|---|---|---|"]
+        lines += [f"| {key} | {model} | {bayes} |" for key, model, bayes in rows] + [""]
+    if f"test/{ratio_key}" in metrics:
         lines += [
-            f"Test `{model_key}` = {vals[0]:.4g} vs the exact BP (Bayes-optimal) `{bayes_key}` = "
-            f"{vals[1]:.4g} on the same examples: ratio {vals[2]:.4f}.",
+            f"`{ratio_key}` = {format_metric(metrics, f'test/{ratio_key}')} (a ratio of means "
+            "over the same examples; the interval resamples examples jointly).",
+            "",
+        ]
+    samples = [k for k in ("grammatical", "kl_symbols", "kl_root") if f"test/sample_{k}" in metrics]
+    if samples:
+        lines += ["### Diffusion samples", ""]
+        lines += [f"- `sample_{k}` = {format_metric(metrics, f'test/sample_{k}')}" for k in samples]
+        lines += [
+            "",
+            "DDPM samples with the model as the denoiser (`diffusion_samples` sequences, "
+            "`diffusion_steps` steps, generator seeded by the data seed); `n` counts samples and "
+            "the intervals resample them. The KLs (of the position-averaged symbol frequencies to "
+            "the exact leaf marginals, and of the BP roots of the grammatical samples to the root "
+            "prior) are plug-in estimates minus their first-order bias (Miller–Madow, see "
+            "`zoo.hierarchical.diffusion.kl_estimate`), so their expectation does not depend "
+            "on the number of samples to first order; near 0 they can be slightly negative.",
             "",
         ]
     return "\n".join(lines)
