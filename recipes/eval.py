@@ -5,6 +5,7 @@
     python recipes/eval.py checkpoint=path/to/dir data.seed=2 data.n_test=200
     python recipes/eval.py checkpoint=hf-hub:org/gnn_nc logger=wandb
     python recipes/eval.py checkpoint=checkpoints/gnn_nc data.n_test=400 rewrite=true
+    python recipes/eval.py checkpoint=unet_bp_sigma +model.diffusion_samples=8192
 
 The last line of output is one JSON object with the keys of the ``metrics`` object that export
 writes into the checkpoint's ``config.json``: every metric ``x`` with its 95 % bootstrap
@@ -12,7 +13,8 @@ interval ``x_ci`` and count ``x_n`` (see ``zoo.core.evaluation``). With ``data.s
 examples of all seeds are pooled before the bootstrap. ``rewrite=true`` re-measures a local
 checkpoint's card: the metrics measured here (on the checkpoint's own held-out test split
 unless the seed is overridden) replace those of its ``config.json`` and model card; the
-weights are kept.
+weights are kept. ``+model.<key>`` overrides a model's evaluation-only hyper-parameters
+(``eval_hparams``: e.g. the number of diffusion samples), which a rewrite records.
 """
 
 from __future__ import annotations
@@ -81,6 +83,24 @@ def evaluate(
     return fold(pooled)
 
 
+def apply_eval_hparams(cfg: DictConfig, model: zoo.core.ZooModule) -> None:
+    """Set the ``cfg.model`` overrides (``+model.diffusion_samples=8192``) on ``model``; only
+    its ``eval_hparams`` (how the test stage measures, never the weights) may change."""
+    overrides = plain(cfg.get("model"))
+    allowed = type(model).eval_hparams
+    for key in sorted(set(overrides) - set(allowed)):
+        raise ValueError(
+            f"model.{key} cannot change at evaluation (it would not match the weights); "
+            f"{model.zoo_name} takes evaluation-only overrides {list(allowed) or 'none'}"
+        )
+    if overrides:
+        spec = zoo.core.get_spec(model.zoo_name)
+        hp = {k: v for k, v in dict(model.hparams).items() if k != "name"}
+        data = {k: v for k, v in (model.zoo_data_config or {}).items() if k != "name"}
+        spec.configs({**hp, **overrides}, data)  # validated like any model config
+        model.hparams.update(overrides)
+
+
 def _command() -> str:
     try:
         overrides = HydraConfig.get().overrides.task
@@ -116,6 +136,7 @@ def main(cfg: DictConfig) -> None:
     """Load ``cfg.checkpoint`` (a bad reference exits 1 with one ``error:`` line), test it."""
     try:
         model = zoo.load(str(cfg.checkpoint))
+        apply_eval_hparams(cfg, model)
         logger = build_logger(cfg)
         metrics = evaluate(cfg, model, logger)
         finish_wandb(logger, metrics)

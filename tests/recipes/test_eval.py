@@ -123,3 +123,23 @@ def test_reproduce_logs_pngs_as_wandb_images(compose_cfg, tmp_path: Path, toy_fi
     assert sorted(p.name for p in paths) == [f"{toy_figure}.pdf", f"{toy_figure}.png"]
     media = list((tmp_path / "wandb").rglob("media/images/figures/*.png"))
     assert len(media) == 1 and media[0].stat().st_size > 0
+
+
+def test_only_evaluation_hparams_can_be_overridden(compose_cfg, tmp_path: Path) -> None:
+    from eval import apply_eval_hparams
+
+    model = zoo.load("unet_bp_sigma")
+    apply_eval_hparams(
+        compose_cfg("eval", ["checkpoint=x", "+model.diffusion_samples=16"], tmp_path), model
+    )
+    assert model.hparams.diffusion_samples == 16
+    with pytest.raises(ValueError, match=r"model.width cannot change.*diffusion_samples"):
+        apply_eval_hparams(compose_cfg("eval", ["checkpoint=x", "+model.width=3"], tmp_path), model)
+    with pytest.raises(ValueError, match="diffusion_samples"):
+        apply_eval_hparams(
+            compose_cfg("eval", ["checkpoint=x", "+model.diffusion_samples=-1"], tmp_path), model
+        )
+    with pytest.raises(ValueError, match="none"):
+        apply_eval_hparams(
+            compose_cfg("eval", ["checkpoint=x", "+model.k=1"], tmp_path), zoo.load(NAME)
+        )

@@ -58,8 +58,8 @@ except ImportError:  # pragma: no cover - exercised with huggingface_hub 1.x
 __all__ = [
     "CHECKPOINT_FILES",
     "DEFAULT_TIMEOUT",
-    "TIMEOUT_ENV",
     "LIBRARY",
+    "TIMEOUT_ENV",
     "HubUnreachableError",
     "download",
     "hub_timeout",

@@ -55,6 +55,9 @@ class ZooModule(pl.LightningModule):
     monitor: str = "val/loss"
     monitor_mode: Literal["min", "max"] = "min"
     zoo_data_config: dict[str, Any] | None = None
+    #: hyper-parameters that only change how the test stage measures (not the weights):
+    #: ``recipes/eval.py +model.<key>=<value>`` may override them for one evaluation
+    eval_hparams: tuple[str, ...] = ()
     #: id of the checkpoint this module was last saved as or loaded from (``zoo.save``/``load``)
     zoo_export_id: str | None = None
     zoo_metrics: dict[str, float]

@@ -220,6 +220,8 @@ class UNetBP(_BPModule):
         diffusion_steps: sampler steps for that evaluation.
     """
 
+    eval_hparams = ("diffusion_samples", "diffusion_steps")
+
     def __init__(
         self,
         *,
