@@ -18,6 +18,7 @@ from zoo.core.evaluation import (
     log10_summary,
     mean,
     pool,
+    proportion,
     ratio,
     uncertain_keys,
     wmedian,
@@ -152,3 +153,17 @@ def test_columns_accumulate_and_check_names() -> None:
         cols.update(se=torch.ones(1), y2=torch.ones(2))
     cols.reset()
     assert cols.n == 0
+
+
+def test_a_perfect_proportion_gets_the_clopper_pearson_interval() -> None:
+    ones, zeros = torch.ones(100), torch.zeros(100)
+    est = bootstrap({"a": ones, "z": zeros}, {"acc": proportion("a"), "err": proportion("z")})
+    assert (est["acc"].lo, est["acc"].hi) == (pytest.approx(0.025**0.01), 1.0)
+    assert (est["err"].lo, est["err"].hi) == (0.0, pytest.approx(1 - 0.025**0.01))
+    # a plain mean of the same column keeps the (degenerate) bootstrap interval
+    assert bootstrap({"a": ones}, {"m": mean("a")})["m"].half_width < 1e-12
+    # with spread, a proportion is an ordinary bootstrap mean
+    mixed = torch.tensor([0.0, 1.0] * 50)
+    a = bootstrap({"a": mixed}, {"p": proportion("a")})["p"]
+    b = bootstrap({"a": mixed}, {"m": mean("a")})["m"]
+    assert (a.lo, a.hi) == (b.lo, b.hi)

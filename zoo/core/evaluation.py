@@ -49,6 +49,7 @@ __all__ = [
     "log10_summary",
     "mean",
     "pool",
+    "proportion",
     "ratio",
     "uncertain_keys",
     "wmean",
@@ -112,6 +113,21 @@ def wmedian(w: Tensor, x: Tensor) -> Tensor:
 def mean(column: str) -> Statistic:
     """The mean of ``column``."""
     return lambda w, c: wmean(w, c[column])
+
+
+def proportion(column: str) -> Statistic:
+    """The mean of ``column``, whose values lie in [0, 1] (a success rate such as accuracy).
+
+    When every example is 0 (or every one is 1) the resamples have no spread, and
+    :func:`bootstrap` gives the exact Clopper–Pearson interval for 0 (or n) successes in n
+    instead: ``[0, 1 − (α/2)^{1/n}]`` (or ``[(α/2)^{1/n}, 1]``), never a zero-width one.
+    """
+
+    def f(w: Tensor, c: Mapping[str, Tensor]) -> Tensor:
+        return wmean(w, c[column])
+
+    f.zoo_unit_interval = True  # type: ignore[attr-defined]
+    return f
 
 
 def ratio(num: str, den: str, scale: float = 1.0) -> Statistic:
@@ -234,10 +250,16 @@ def bootstrap(
         if not math.isfinite(v) or len(d) == 0:
             out[k] = Estimate(v, math.nan, math.nan, n)
             continue
-        lo, hi = torch.quantile(d, torch.tensor([alpha, 1 - alpha], dtype=d.dtype, device=device))
+        q = torch.tensor([alpha, 1 - alpha], dtype=d.dtype, device=device)
+        lo, hi = (float(x) for x in torch.quantile(d, q))
+        at_bound = min(abs(v), abs(1 - v)) < 1e-9
+        if at_bound and hi - lo < 1e-9 and getattr(statistics[k], "zoo_unit_interval", False):
+            edge = alpha ** (1 / n)  # Clopper–Pearson for 0 or n successes in n
+            v = round(v)
+            lo, hi = (0.0, 1 - edge) if v == 0 else (edge, 1.0)
         # Percentile intervals of a statistic that sits at a bound (accuracy 1.0) can miss it
         # by rounding; the interval always contains the value.
-        out[k] = Estimate(v, min(float(lo), v), max(float(hi), v), n)
+        out[k] = Estimate(v, min(lo, v), max(hi, v), n)
     return out
 
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.core.config import Footprint, Interval, safe_pow
-from zoo.core.evaluation import Columns, Statistic, format_metric, mean, ratio
+from zoo.core.evaluation import Columns, Statistic, format_metric, mean, proportion, ratio
 from zoo.core.module import ZooModule
 from zoo.core.registry import register_model
 from zoo.hierarchical import bp
@@ -332,13 +332,13 @@ class UNetBP(_BPModule):
         stats: dict[str, Statistic] = {
             "loss": mean("mse"),
             "mse": mean("mse"),
-            "leaf_acc": mean("leaf_acc"),
+            "leaf_acc": proportion("leaf_acc"),
         }
         if "bayes_mse" in columns:
             stats |= {
                 "bayes_mse": mean("bayes_mse"),
                 "mse_ratio": ratio("mse", "bayes_mse"),
-                "bayes_leaf_acc": mean("bayes_leaf_acc"),
+                "bayes_leaf_acc": proportion("bayes_leaf_acc"),
             }
         self.log_estimates(
             split, columns, stats, prog_bar="mse_ratio" if "bayes_mse" in columns else "loss"
@@ -453,9 +453,12 @@ class ConvNetBP(_BPModule):
         columns = self._epoch_columns(split)
         if not columns:
             return
-        stats: dict[str, Statistic] = {"loss": mean("loss"), "acc": mean("acc")}
+        stats: dict[str, Statistic] = {"loss": mean("loss"), "acc": proportion("acc")}
         if "bayes_acc" in columns:
-            stats |= {"bayes_acc": mean("bayes_acc"), "acc_ratio": ratio("acc", "bayes_acc")}
+            stats |= {
+                "bayes_acc": proportion("bayes_acc"),
+                "acc_ratio": ratio("acc", "bayes_acc"),
+            }
         self.log_estimates(
             split, columns, stats, prog_bar="acc_ratio" if "bayes_acc" in columns else "acc"
         )
