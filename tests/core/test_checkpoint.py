@@ -20,6 +20,7 @@ from zoo.core.checkpoint import (
     checkpoints_root,
     headline_metrics,
 )
+from zoo.core.evaluation import format_metric
 
 MODELS = zoo.list_models()
 SHIPPED = sorted(p.name for p in checkpoints_root().glob("*") if (p / WEIGHTS_NAME).is_file())
@@ -162,8 +163,8 @@ def test_shipped_checkpoint_loads_by_name(name: str) -> None:
     assert m.zoo_name == name
     assert m.zoo_metrics, f"checkpoints/{name} has no measured metrics"
     card = (checkpoints_root() / name / CARD_NAME).read_text()
-    for key, value in headline_metrics(m.zoo_metrics).items():
-        row = f"| {key} | {value:.4g} |"
+    for key in headline_metrics(m.zoo_metrics):
+        row = f"| {key} | {format_metric(m.zoo_metrics, key)} |"
         assert row in card, f"card of checkpoints/{name} lacks {row}"
     cfg = json.loads((checkpoints_root() / name / CONFIG_NAME).read_text())
     assert cfg["command"].startswith("python recipes/train.py"), "not produced by the recipe"

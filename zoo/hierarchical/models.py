@@ -259,7 +259,7 @@ class UNetBP(_BPModule):
         mid_p, mid_m = _mlp_size(w, w, max(1, k))
         fuse_p, fuse_m = _mlp_size(w * (2 if hp["skips"] else 1), w, 1 + k)
         params = enc_p + mid_p + depth * (w * w * m + w + fuse_p) + w * s + s
-        modules = 1 + enc_m + mid_m + 2 + depth * (1 + fuse_m) + 1 + 9
+        modules = 1 + enc_m + mid_m + 2 + depth * (1 + fuse_m) + 1 + 5  # + 4 Columns in a dict
         if sigma:
             params += 2 * w + w * w + w + (2 * depth + 1) * (2 * w * w + 2 * w)
             modules += 5 + 2 + (2 * depth + 1) * 2
