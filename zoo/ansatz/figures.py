@@ -7,9 +7,13 @@
 - ``sym_single_index``: overlap ⟨β, β*⟩ vs SGD step for links of information exponent 1–3.
 
 Every run trains a registered model on the ``sets`` datamodule with
-:func:`zoo.core.figures.quick_fit` (its own loss and optimiser; Adam with a per-step cosine
-schedule for the two sweeps) and, for the sweeps, reports the test nmse
-Σ(f − y)²/Σ(y − ȳ)² of :func:`zoo.core.figures.quick_test`.
+:func:`zoo.core.figures.quick_fit` (its own loss and optimiser). The two sweeps are nested
+(:func:`nested_sweep`): each size (K, L) starts from the trained previous size, whose
+function it can represent exactly, and keeps it unless continuing lowers the validation
+nmse; so a curve is the best error found at each size, which, like the best achievable
+error, cannot grow with the size. They report the nmse Σ(f − y)²/Σ(y − ȳ)² on the test
+split (:func:`split_nmse`) and draw the mean over seeds with a min–max band
+(:func:`zoo.core.figures.plot_seeds`).
 """
 
 from __future__ import annotations
@@ -20,23 +24,42 @@ from typing import Any
 
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
+from zoo.ansatz.base import SetRegressor, nmse
 from zoo.ansatz.targets import link_function
+from zoo.core.evaluation import bootstrap
 from zoo.core.figures import (
     StepTrace,
     new_figure,
     plot_seeds,
     quick_fit,
-    quick_test,
     register_figure,
     seed_everything,
     seeds_note,
 )
 from zoo.core.registry import create, create_datamodule
 
-__all__ = ["deepsets_vs_relnet", "fit_and_test", "slater_vs_jastrow", "sym_single_index_overlap"]
+__all__ = [
+    "deepsets_vs_relnet",
+    "fit_and_test",
+    "grow",
+    "nested_sweep",
+    "slater_vs_jastrow",
+    "split_nmse",
+    "sym_single_index_overlap",
+]
 
 log = logging.getLogger(__name__)
+
+
+def split_nmse(model: SetRegressor, dm: Any, split: str) -> float:
+    """nmse Σ(f − y)²/Σ(y − ȳ)² of ``model`` on the whole ``split`` of the datamodule ``dm``
+    (the family's statistic, without a bootstrap)."""
+    x, y = dm.split(split)[:2]
+    with torch.no_grad():
+        f = torch.cat([model(xb) for xb in x.split(4096)]).reshape(y.shape)
+    return bootstrap(model.set_columns(f, y), {"nmse": nmse}, resamples=0)["nmse"].value
 
 
 def fit_and_test(
@@ -48,7 +71,89 @@ def fit_and_test(
     model = create(name, lr=lr, optimizer="adam", scheduler="cosine", **hparams)
     dm = create_datamodule(model, seed=seed, **data)
     quick_fit(model, dm, max_epochs=epochs, seed=seed)
-    return quick_test(model, dm)["test/nmse"]
+    return split_nmse(model, dm, "test")
+
+
+def grow(
+    model: nn.Module, smaller: nn.Module, *, zero: tuple[str, ...] = (), scale: float = 1.0
+) -> None:
+    """Start ``model`` from ``smaller``, a model with fewer units (determinants, width) or
+    fewer parts (a Slater sum for a Jastrow–Slater model): every tensor of ``smaller`` is
+    copied into the leading block of ``model``'s tensor of the same key; the new entries keep
+    their initialisation, multiplied by ``scale``, or are set to 0 for the keys in ``zero``,
+    and tensors ``smaller`` lacks keep theirs (so that, with the right ``zero``/``scale`` and a
+    part that starts as the identity, ``model`` starts at ``smaller``'s function)."""
+    small = smaller.state_dict()
+    with torch.no_grad():
+        for key, t in model.state_dict().items():
+            if key not in small:
+                continue
+            s = small[key]
+            block = tuple(slice(0, n) for n in s.shape)
+            if s.shape != t.shape:
+                t.mul_(0.0 if key in zero else scale)
+            t[block] = s
+
+
+def nested_sweep(
+    name: str,
+    data: dict[str, Any],
+    size_key: str,
+    sizes: Sequence[int],
+    *,
+    epochs: int,
+    lr: float,
+    seed: int,
+    warm_lr: float | None = None,
+    zero: tuple[str, ...] = (),
+    scale: float = 1.0,
+    start: SetRegressor | None = None,
+    **hparams: Any,
+) -> tuple[list[float], list[SetRegressor]]:
+    """Test nmse of model ``name`` at each of the increasing ``sizes`` of ``size_key``, each
+    size warm-started from the previous one (:func:`grow` with ``zero``, ``scale``) and
+    trained ``epochs`` more.
+
+    The first size trains from scratch at ``lr`` (or, given a trained model ``start``, grows
+    from it like the later sizes), the others at ``warm_lr`` (default ``lr``; Adam, a per-step
+    cosine schedule each). A continuation that does not lower the validation nmse below the
+    previous model's is replaced by the previous model itself, its new units set to 0 (the
+    same function, so the same test nmse): the error never increases with the size, as the
+    best achievable error of nested models cannot.
+
+    Returns:
+        The test nmse and the trained model of every size.
+    """
+    if list(sizes) != sorted(set(sizes)):
+        raise ValueError(f"{size_key} sizes must increase, got {list(sizes)}")
+    errors: list[float] = []
+    models: list[SetRegressor] = []
+    previous = start
+    for size in sizes:
+        rate = lr if previous is None or warm_lr is None else warm_lr
+
+        def build(rate: float = rate, size: int = size) -> SetRegressor:
+            seed_everything(seed)
+            hp = {**hparams, size_key: size}
+            return create(name, lr=rate, optimizer="adam", scheduler="cosine", **hp)
+
+        model = build()
+        dm = create_datamodule(model, seed=seed, **data)
+        if previous is not None:
+            grow(model, previous, zero=zero, scale=scale)
+        quick_fit(model, dm, max_epochs=epochs, seed=seed)
+        if previous is None or split_nmse(model, dm, "val") < split_nmse(previous, dm, "val"):
+            errors.append(split_nmse(model, dm, "test"))
+        else:
+            model = build().eval()
+            grow(model, previous, scale=0.0)
+            same = errors[-1] if errors else split_nmse(model, dm, "test")
+            errors.append(same)
+            log.info("%s %s=%d seed=%d: kept the previous model", name, size_key, size, seed)
+        log.info("%s %s=%d seed=%d nmse=%.3g", name, size_key, size, seed, errors[-1])
+        models.append(model)
+        previous = model
+    return errors, models
 
 
 def _log_axes(ax: Any, xs: Sequence[int], xlabel: str, title: str) -> None:
@@ -68,36 +173,55 @@ def slater_vs_jastrow(
     n_set: int = 4,
     n_basis: int = 12,
     n_train: int = 4096,
-    epochs: int = 40,
+    n_test: int = 32768,
+    epochs: int = 30,
     lr: float = 1e-2,
-    seeds: tuple[int, ...] = (0,),
+    new_scale: float = 0.3,
+    seeds: tuple[int, ...] = (0, 1, 2),
 ) -> Figure:
-    """Test nmse vs K for ``slater`` and ``jastrow`` (Hermite orbitals) on Ψ_λ, N = n_set."""
-    fig, axes = new_figure(1, len(lams), figsize=(4 * len(lams), 3.4), sharey=True, squeeze=False)
+    """Test nmse vs K for ``slater`` and ``jastrow`` (Hermite orbitals) on Ψ_λ, N = n_set.
+
+    A nested sweep (:func:`nested_sweep`): K determinants start from the trained K′ < K
+    ones plus K − K′ new determinants with ``new_scale`` × their initial coefficients, and
+    train ``epochs`` more (Adam at ``lr``, a cosine schedule per K); the first Slater sum
+    trains from scratch, and the first Jastrow–Slater model starts from it with J = 0 (the
+    same function: from scratch, the Jastrow factor can scale f to 0 within 20 steps and
+    stay there). Validation (for keeping a warm start) and test splits have ``n_test`` sets
+    each: the squared error per set is heavy-tailed, so smaller splits disagree on which of two
+    close models is better.
+    """
+    fig, axes = new_figure(1, len(lams), figsize=(4 * len(lams), 3.6), sharey=True, squeeze=False)
+    data = {"n_train": n_train, "n_val": n_test, "n_test": n_test, "batch_size": 256}
     for ax, lam in zip(axes[0], lams):
-        data = {
-            "target_params": {"lam": lam},
-            "n_train": n_train,
-            "n_val": 16,
-            "n_test": 4096,
-            "batch_size": 256,
-        }
-        for name, style in (("slater", "o-"), ("jastrow", "s--")):
-            runs = []
-            for seed in seeds:
-                errs = []
-                for k in dets:
-                    hp = {"n_set": n_set, "n_dets": k, "n_basis": n_basis}
-                    errs.append(fit_and_test(name, data, epochs=epochs, lr=lr, seed=seed, **hp))
-                    log.info("lam=%s %s K=%d seed=%d nmse=%.3g", lam, name, k, seed, errs[-1])
-                runs.append(errs)
-            plot_seeds(ax, list(dets), runs, style, label=name)
+        runs: dict[str, list[list[float]]] = {"slater": [], "jastrow": []}
+        for seed in seeds:
+            start = None
+            for name in runs:
+                errors, models = nested_sweep(
+                    name,
+                    {**data, "target_params": {"lam": lam}},
+                    "n_dets",
+                    dets,
+                    epochs=epochs,
+                    lr=lr,
+                    seed=seed,
+                    scale=new_scale,
+                    start=start,
+                    n_set=n_set,
+                    n_basis=n_basis,
+                )
+                runs[name].append(errors)
+                start = models[0]  # Jastrow·Slater starts from the first Slater sum (J = 0)
+        for (name, errs), style in zip(runs.items(), ("o-", "s--")):
+            plot_seeds(ax, list(dets), errs, style, label=name)
         _log_axes(ax, dets, "determinants K", f"λ = {lam}")
-    axes[0][0].set_ylabel("test nmse  Σ(f−Ψ)²/ΣΨ²")
+    axes[0][0].set_ylabel("test nmse  Σ(f−Ψ)²/Σ(Ψ−Ψ̄)²")
     axes[0][0].legend()
+    steps = epochs * -(-n_train // data["batch_size"])
     fig.suptitle(
-        f"Calogero Ψ_λ, N = {n_set}: Slater sum vs Jastrow·Slater "
-        f"({epochs} epochs; {seeds_note(seeds)})"
+        f"Calogero Ψ_λ, N = {n_set}, M = {n_basis} Hermite orbitals: Slater sum vs "
+        f"Jastrow·Slater; {seeds_note(seeds)}\neach K: {epochs} epochs ({steps} Adam steps) "
+        f"warm-started from the previous K, {n_train} training / {n_test} test sets"
     )
     return fig
 
@@ -106,19 +230,26 @@ def slater_vs_jastrow(
 def deepsets_vs_relnet(
     *,
     widths: tuple[int, ...] = (1, 2, 4, 8, 16, 32),
-    settings: tuple[tuple[int, int], ...] = ((2, 4), (4, 8), (8, 8)),
+    settings: tuple[tuple[int, int], ...] = ((2, 4), (4, 4), (8, 4)),
     beta: float = 2.0,
     hidden: int = 64,
     n_train: int = 4096,
-    epochs: int = 25,
-    lr: float = 3e-3,
-    seeds: tuple[int, ...] = (0,),
+    epochs: int = 15,
+    lr: float = 1e-2,
+    seeds: tuple[int, ...] = (0, 1, 2),
 ) -> Figure:
     """Test nmse vs latent width L for ``deepsets`` and ``relation_net``; ``settings`` is a
-    list of (D, N); target Σ_{i<j} exp(β⟨x_i, x_j⟩), x_i uniform on S^{D−1}."""
+    list of (D, N); target Σ_{i<j} exp(β⟨x_i, x_j⟩), x_i uniform on S^{D−1}.
+
+    A nested sweep (:func:`nested_sweep`): width L starts from the trained L′ < L network
+    with the new latent channels' weights into ρ at 0 (the same function), and trains
+    ``epochs`` more (Adam at ``lr``, a cosine schedule per L) on a fresh draw of ``n_train``
+    sets every epoch.
+    """
     fig, axes = new_figure(
-        1, len(settings), figsize=(4 * len(settings), 3.4), sharey=True, squeeze=False
+        1, len(settings), figsize=(4 * len(settings), 3.6), sharey=True, squeeze=False
     )
+    batch = 256
     for ax, (d, n) in zip(axes[0], settings):
         data = {
             "n_set": n,
@@ -126,26 +257,36 @@ def deepsets_vs_relnet(
             "target": "pairwise_energy",
             "target_params": {"u": "exp", "beta": beta},
             "n_train": n_train,
-            "n_val": 16,
-            "n_test": 4096,
-            "batch_size": 256,
+            "n_val": 4096,
+            "n_test": 8192,
+            "batch_size": batch,
+            "resample": True,
         }
         for name, style in (("deepsets", "o-"), ("relation_net", "s--")):
-            runs = []
-            for seed in seeds:
-                errs = []
-                for w in widths:
-                    hp = {"dim": d, "width": w, "hidden": hidden}
-                    errs.append(fit_and_test(name, data, epochs=epochs, lr=lr, seed=seed, **hp))
-                    log.info("D=%d N=%d %s L=%d seed=%d nmse=%.3g", d, n, name, w, seed, errs[-1])
-                runs.append(errs)
+            runs = [
+                nested_sweep(
+                    name,
+                    data,
+                    "width",
+                    widths,
+                    epochs=epochs,
+                    lr=lr,
+                    seed=seed,
+                    zero=("rho.0.weight",),
+                    dim=d,
+                    hidden=hidden,
+                )[0]
+                for seed in seeds
+            ]
             plot_seeds(ax, list(widths), runs, style, label=name)
         _log_axes(ax, widths, "width L", f"D = {d}, N = {n}")
     axes[0][0].set_ylabel("test nmse")
     axes[0][0].legend()
+    steps = epochs * -(-n_train // batch)
     fig.suptitle(
-        f"Σ_{{i<j}} exp({beta}⟨x_i, x_j⟩) on the sphere "
-        f"({epochs} epochs, hidden {hidden}; {seeds_note(seeds)})"
+        f"Σ_{{i<j}} exp({beta}⟨x_i, x_j⟩) on the sphere, hidden {hidden}; {seeds_note(seeds)}\n"
+        f"each L: {epochs} epochs ({steps} Adam steps, {n_train} fresh sets per epoch) "
+        "warm-started from the previous L; 8192 test sets"
     )
     return fig
 
@@ -200,8 +341,8 @@ def sym_single_index_overlap(
         xscale="log",
         xlabel="SGD step + 1 (a fresh CUE batch each)",
         ylabel="overlap ⟨β, β*⟩ / |β||β*|",
-        title=f"symmetric single index, N = {n_set}, K = {len(beta)}, lr = {lr}\n"
-        f"{seeds_note(seeds)}",
+        title=f"symmetric single index, N = {n_set}, K = {len(beta)}: {steps} online SGD steps, "
+        f"batch {batch_size}, lr = {lr}\n{seeds_note(seeds)}",
     )
     ax.legend(
         title="link g (|·|: even link)\nfinal overlap per seed",

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from zoo.ansatz.base import SetRegressor
 from zoo.ansatz.targets import link_function, normalized_power_sums
 from zoo.core.config import Footprint, Interval
+from zoo.core.evaluation import format_metric, mean
 from zoo.core.registry import register_model
 
 __all__ = ["SymSingleIndex"]
@@ -42,7 +43,8 @@ class SymSingleIndex(SetRegressor):
     ``normalize=False`` the model is g(⟨β, q⟩) (β off the sphere). ``train/overlap`` and
     ``test/overlap`` = ⟨β, β*⟩/(|β||β*|) with the planted β* of the data's ``target_params``
     (for an even link such as the default He_2, β* and −β* define the same function, so
-    overlap −1 is as good as +1).
+    overlap −1 is as good as +1); it does not depend on the test sets, so its interval is the
+    point [overlap, overlap] with n = 1.
     """
 
     def __init__(
@@ -90,17 +92,22 @@ class SymSingleIndex(SetRegressor):
         return loss
 
     def model_card_extra(self, metrics: dict[str, Any]) -> str:
-        ov = metrics.get("test/overlap")
         link = ((self.zoo_data_config or {}).get("target_params") or {}).get("link")
+        if "test/overlap" not in metrics:
+            return super().model_card_extra(metrics)
         return super().model_card_extra(metrics) + (
-            f"\n\nOverlap with the planted direction ⟨β, β*⟩/|β||β*| = {ov:.4g} "
-            f"(link `{link}`; ±1 are both exact for an even link)."
-            if isinstance(ov, float)
-            else ""
+            "\n\nOverlap with the planted direction ⟨β, β*⟩/|β||β*| = "
+            f"{format_metric(metrics, 'test/overlap')} (link `{link}`; ±1 are both exact for an "
+            "even link). It is a property of the weights and of β* (fixed by `target_params`, "
+            "not drawn from the data seed), so it has no sampling uncertainty over test sets: "
+            "it is reported with n = 1 and the point interval [value, value]."
         )
 
     def eval_epoch_end(self, stage: str) -> None:
+        """The set metrics of :class:`SetRegressor`, and on test ``test/overlap`` as a
+        one-row column (n = 1, interval [value, value]: no sampling uncertainty)."""
         super().eval_epoch_end(stage)
         bs = self._beta_star()
         if stage == "test" and bs is not None:
-            self.log("test/overlap", self.overlap(bs).detach())
+            ov = self.overlap(bs).detach().double().reshape(1)
+            self.log_estimates(stage, {"overlap": ov}, {"overlap": mean("overlap")})
