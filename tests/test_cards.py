@@ -24,7 +24,18 @@ from zoo.core.evaluation import LEVEL, Estimate, estimates, uncertain_keys
 
 CHECKPOINTS = sorted(p.parent.name for p in checkpoints_root().glob("*/config.json"))
 #: checkpoints whose fresh evaluation takes a few seconds on a CI core: re-evaluated in CI
-FAST = {"deepsets", "relation_net", "rf_attention", "rf_mlp", "spectral_sbm", "sym_single_index"}
+FAST = {
+    "convnet_bp",
+    "deepsets",
+    "relation_net",
+    "rf_attention",
+    "rf_mlp",
+    "slater",
+    "spectral_sbm",
+    "sym_single_index",
+    "unet_bp",
+    "unet_bp_noskip",
+}
 #: family-wise error rate of the reproduction test over all compared metrics of all checkpoints
 ALPHA = 1e-3
 
