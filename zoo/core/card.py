@@ -32,7 +32,7 @@ TASKS = {
 
 
 def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """The headline metric values (``test/acc``): no nested ones (``test/nc_h/layer_07/nc1``)
+    """The headline metric values (``test/acc``): no nested ones (``test/nc_h/layer_07/nc1_median``)
     and no interval companions (``test/acc_ci``, ``test/acc_n``)."""
     companions = {f"{k}_ci" for k in metrics} | {f"{k}_n" for k in metrics}
     return {k: v for k, v in metrics.items() if k.count("/") <= 1 and k not in companions}
