@@ -313,10 +313,14 @@ def finish_wandb(logger: Any, metrics: dict[str, Any]) -> tuple[Path | None, dic
     """Put the metrics (intervals included) into the W&B summary and close the run (one run
     per job).
 
-    Returns the offline run directory (``None`` when online or not W&B) and a copy of the
-    in-process summary (offline runs write only a binary ``.wandb`` log, no summary JSON).
+    Returns the offline run directory (``None`` when online or not W&B) and the summary's
+    entries for the headline metrics and their intervals, read back from the run (offline
+    runs write only a binary ``.wandb`` log, no summary JSON). Only those are read back: each
+    summary lookup costs ~10 ms, and a collapse model reports thousands of metrics.
     """
     from pytorch_lightning.loggers import WandbLogger
+
+    from zoo.core.card import headline_metrics
 
     if (
         not isinstance(logger, WandbLogger)
@@ -328,7 +332,9 @@ def finish_wandb(logger: Any, metrics: dict[str, Any]) -> tuple[Path | None, dic
 
     run = logger.experiment
     run.summary.update(metrics)
-    summary = {k: run.summary[k] for k in run.summary.keys()}  # noqa: SIM118 (not iterable)
+    head = headline_metrics(metrics)
+    keys = [k for k in metrics if k in head or k.removesuffix("_ci").removesuffix("_n") in head]
+    summary = {k: run.summary[k] for k in keys}
     run_dir = Path(run.dir).parent
     offline = bool(run.offline)
     wandb.finish()
