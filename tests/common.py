@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RECIPES = REPO_ROOT / "recipes"
@@ -17,3 +18,18 @@ TINY_RUN = [
     "+trainer.limit_test_batches=1",
     "trainer.enable_model_summary=false",
 ]
+
+
+def quiet_trainer(**kw: Any) -> Any:
+    """A CPU ``pl.Trainer`` without logger, checkpoints, progress bar or summary (``**kw``
+    adds to or overrides those)."""
+    import pytorch_lightning as pl
+
+    opts: dict[str, Any] = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    return pl.Trainer(**{**opts, **kw})

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 import zoo
+from tests.common import quiet_trainer
 from zoo.attention import LowRankAttention, RFAttention, error_columns, error_statistics
 from zoo.attention import targets as T
 from zoo.attention.ridge import ridge_objective, ridge_path, ridge_solve
@@ -22,17 +22,6 @@ def sphere(n: int, n_set: int, d: int, seed: int = 0) -> torch.Tensor:
 def permute_keys(x: torch.Tensor, seed: int = 1) -> torch.Tensor:
     perm = torch.randperm(x.shape[1] - 1, generator=torch.Generator().manual_seed(seed)) + 1
     return torch.cat([x[:, :1], x[:, perm]], dim=1)
-
-
-def trainer(**kw: object) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **kw,
-    )
 
 
 # ----------------------------------------------------------------------------- symmetries
@@ -148,14 +137,18 @@ def test_sgd_training_agrees_with_ridge_closed_form() -> None:
     phi = exact.batched_features(x).double()
     lmax = float(torch.linalg.eigvalsh(phi.T @ phi / len(x))[-1]) + hp["l2"]
     sgd = zoo.create("rf_attention", **hp, optimizer="sgd", lr=0.5 / lmax, momentum=0.9)
-    trainer(max_epochs=600, num_sanity_val_steps=0, limit_val_batches=0).fit(sgd, datamodule=dm)
+    quiet_trainer(max_epochs=600, num_sanity_val_steps=0, limit_val_batches=0).fit(
+        sgd, datamodule=dm
+    )
     got = sgd.objective(x, y)
     assert abs(got - best) / best < 1e-3
     assert got >= best * (1 - 1e-9)  # the closed form is the minimum
 
     # the recipe's ridge solver (one epoch) lands exactly on the closed form
     ridge = zoo.create("rf_attention", **hp, solver="ridge")
-    trainer(max_epochs=1, num_sanity_val_steps=0, limit_val_batches=0).fit(ridge, datamodule=dm)
+    quiet_trainer(max_epochs=1, num_sanity_val_steps=0, limit_val_batches=0).fit(
+        ridge, datamodule=dm
+    )
     torch.testing.assert_close(ridge.readout, exact.readout)
 
 
@@ -221,7 +214,7 @@ def test_test_stage_reports_bootstrap_estimates(model: str) -> None:
     half_widths = []
     for n in (256, 4096):
         dm = zoo.create_datamodule(m, **data, n_test=n, batch_size=100, seed=3)
-        got = trainer().test(m, datamodule=dm, verbose=False)[0]
+        got = quiet_trainer().test(m, datamodule=dm, verbose=False)[0]
         want = direct_metrics(m, *dm.split("test"))
         for key, value in want.items():
             lo, hi = got[f"test/{key}_ci_lo"], got[f"test/{key}_ci_hi"]
@@ -237,7 +230,7 @@ def test_test_stage_reports_bootstrap_estimates(model: str) -> None:
 def test_validation_logs_values_without_intervals() -> None:
     m, data = evaluated("lowrank")
     dm = zoo.create_datamodule(m, **data, n_val=300, batch_size=128)
-    got = trainer().validate(m, datamodule=dm, verbose=False)[0]
+    got = quiet_trainer().validate(m, datamodule=dm, verbose=False)[0]
     assert {"val/loss", "val/error", "val/risk"} <= set(got)  # val/loss is the monitor
     assert not any(k.endswith(("_ci_lo", "_ci_hi", "_n")) for k in got)
     x, y = dm.split("val")
@@ -248,7 +241,7 @@ def test_validation_logs_values_without_intervals() -> None:
 def test_model_card_shows_intervals(model: str) -> None:
     m, data = evaluated(model)
     dm = zoo.create_datamodule(m, **data, n_test=512)
-    metrics = fold(trainer().test(m, datamodule=dm, verbose=False)[0])
+    metrics = fold(quiet_trainer().test(m, datamodule=dm, verbose=False)[0])
     key = "test/risk" if model == "rf_attention" else "test/error"
     lo, hi = metrics[f"{key}_ci"]
     text = m.model_card_extra(metrics)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
+from tests.common import quiet_trainer
 from zoo.core.evaluation import fold
 from zoo.hierarchical import bp
 from zoo.hierarchical.diffusion import (
@@ -29,18 +30,8 @@ CLASSIFICATION = ("loss", "acc", "bayes_acc", "acc_ratio")
 SAMPLES = ("sample_grammatical", "sample_kl_symbols", "sample_kl_root")
 
 
-def _trainer() -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-
-
 def _test(model: zoo.core.ZooModule, dm: pl.LightningDataModule) -> dict:
-    return fold(_trainer().test(model, datamodule=dm, verbose=False)[0])
+    return fold(quiet_trainer().test(model, datamodule=dm, verbose=False)[0])
 
 
 def _half_width(res: dict, key: str) -> float:
@@ -93,7 +84,7 @@ def test_unet_metrics_have_intervals_equal_direct_values_and_shrink_with_n() -> 
 def test_validation_logs_values_only_and_the_monitor() -> None:
     model = zoo.create("unet_bp", depth=2, width=8)
     dm = zoo.create_datamodule(model, n_train=8, n_val=64, n_test=8)
-    res = _trainer().validate(model, datamodule=dm, verbose=False)[0]
+    res = quiet_trainer().validate(model, datamodule=dm, verbose=False)[0]
     assert model.monitor in res
     assert {f"val/{k}" for k in DENOISING} == set(res)  # no _ci_lo / _ci_hi / _n on val
 

@@ -10,23 +10,13 @@ import torch
 import torch.nn.functional as F
 
 import zoo
+from tests.common import quiet_trainer
 from zoo.hierarchical import bp
 from zoo.hierarchical.diffusion import bp_denoiser, sample, sample_quality
 
 logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
 
 SMALL = {"n_train": 256, "n_val": 128, "n_test": 128, "batch_size": 64}
-
-
-def _trainer(**kw) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **kw,
-    )
 
 
 def test_encoder_levels_follow_the_tree() -> None:
@@ -85,7 +75,7 @@ def test_size_mismatch_with_data_fails_clearly() -> None:
     with pytest.raises(
         ValueError, match=r"disagree on shared keys: model\.depth=3 vs data\.depth=4"
     ):
-        _trainer(fast_dev_run=True).fit(model, datamodule=dm)
+        quiet_trainer(fast_dev_run=True).fit(model, datamodule=dm)
     # the contract: data built for the model follows its sizes
     assert zoo.create_datamodule(model, **SMALL).hparams.depth == 3
 
@@ -106,12 +96,12 @@ def test_metrics_are_exactly_one_for_the_bayes_oracle() -> None:
     model.zoo_data_config = dm.config
     oracle = _OracleUNet(dm.grammar)
     model.forward = lambda y, sigma=None: oracle(y, sigma)  # type: ignore[method-assign]
-    res = _trainer().test(model, datamodule=dm, verbose=False)[0]
+    res = quiet_trainer().test(model, datamodule=dm, verbose=False)[0]
     assert res["test/mse_ratio"] == pytest.approx(1.0, abs=1e-6)
     assert res["test/leaf_acc"] == pytest.approx(res["test/bayes_leaf_acc"])
     # a worse denoiser (the raw observation clipped to the simplex) is measurably worse
     model.forward = lambda y, sigma=None: F.softmax(y * 2, -1)  # type: ignore[method-assign]
-    res = _trainer().test(model, datamodule=dm, verbose=False)[0]
+    res = quiet_trainer().test(model, datamodule=dm, verbose=False)[0]
     assert res["test/mse_ratio"] > 1.05
 
     dmc = zoo.create_datamodule(
@@ -119,7 +109,7 @@ def test_metrics_are_exactly_one_for_the_bayes_oracle() -> None:
     )
     clf = zoo.create("convnet_bp", depth=3, n_symbols=3)
     clf.forward = lambda leaves: bp.root_posterior(dmc.grammar, leaves).log()  # type: ignore[method-assign]
-    res = _trainer().test(clf, datamodule=dmc, verbose=False)[0]
+    res = quiet_trainer().test(clf, datamodule=dmc, verbose=False)[0]
     assert res["test/acc_ratio"] == pytest.approx(1.0)
     assert 0.33 < res["test/bayes_acc"] < 1.0  # dense grammar: the root is not determined
 
@@ -129,7 +119,7 @@ def test_convnet_learns_rhm_root() -> None:
     dm = zoo.create_datamodule("convnet_bp", depth=3, n_train=2048, n_val=256, n_test=256)
     model = zoo.create("convnet_bp", depth=3, lr=3e-3)
     model.zoo_data_config = dm.config
-    t = _trainer(max_epochs=12)
+    t = quiet_trainer(max_epochs=12)
     t.fit(model, datamodule=dm)
     res = t.test(model, datamodule=dm, verbose=False)[0]
     assert res["test/bayes_acc"] == 1.0
