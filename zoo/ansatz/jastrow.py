@@ -91,9 +91,7 @@ class Jastrow(SetRegressor):
     @classmethod
     def check_hparams(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> None:
         """The orbitals must allow a non-zero determinant (see :meth:`SlaterDeterminants.check`)."""
-        SlaterDeterminants.check(
-            hp["n_set"], hp["dim"], hp["orbitals"], hp["n_basis"], hp["hidden"]
-        )
+        SlaterDeterminants.check_hparams(hp)
 
     @classmethod
     def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:

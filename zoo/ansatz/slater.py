@@ -63,6 +63,12 @@ class SlaterDeterminants(nn.Module):
             )
 
     @staticmethod
+    def check_hparams(hp: Mapping[str, Any]) -> None:
+        """:meth:`check` on a model's hyper-parameters (those of ``slater`` or ``jastrow``)."""
+        keys = ("n_set", "dim", "orbitals", "n_basis", "hidden")
+        SlaterDeterminants.check(*(hp[k] for k in keys))
+
+    @staticmethod
     def size(hp: Mapping[str, Any], batch: int) -> tuple[int, int, float]:
         """(parameters, modules, float32 activations of a batch of ``batch`` sets) of the part
         built from the model's hyper-parameters ``hp``: the (B, K, N, N) orbital matrices
@@ -164,9 +170,7 @@ class Slater(SetRegressor):
     @classmethod
     def check_hparams(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> None:
         """The orbitals must allow a non-zero determinant (see :meth:`SlaterDeterminants.check`)."""
-        SlaterDeterminants.check(
-            hp["n_set"], hp["dim"], hp["orbitals"], hp["n_basis"], hp["hidden"]
-        )
+        SlaterDeterminants.check_hparams(hp)
 
     @classmethod
     def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
