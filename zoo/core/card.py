@@ -12,14 +12,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from zoo.core.evaluation import LEVEL, RESAMPLES, estimates, format_metric
+from zoo.core.evaluation import LEVEL, RESAMPLES, Estimate, estimates, format_metric
 from zoo.core.registry import get_spec
 from zoo.core.version import __version__
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCardData
 
-__all__ = ["LICENSE", "TASKS", "card_metadata", "headline_metrics", "model_card"]
+__all__ = [
+    "LICENSE",
+    "TASKS",
+    "card_metadata",
+    "headline_estimates",
+    "headline_metrics",
+    "model_card",
+]
 
 LICENSE = "mit"
 #: Hub task type of each family's model-index results
@@ -36,6 +43,12 @@ def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     and no interval companions (``test/acc_ci``, ``test/acc_n``)."""
     companions = {f"{k}_ci" for k in metrics} | {f"{k}_n" for k in metrics}
     return {k: v for k, v in metrics.items() if k.count("/") <= 1 and k not in companions}
+
+
+def headline_estimates(metrics: Mapping[str, Any]) -> dict[str, Estimate]:
+    """The headline metrics that carry an interval, as :class:`Estimate` s."""
+    head = headline_metrics(metrics)
+    return {k: e for k, e in estimates(metrics).items() if k in head}
 
 
 def _fmt(v: Any) -> str:
@@ -58,7 +71,7 @@ def card_metadata(config: Mapping[str, Any]) -> ModelCardData:
     data = dict(config.get("data") or {})
     task = TASKS.get(spec.family, "other")
     results = []
-    for key, est in sorted(estimates(headline_metrics_with_ci(config)).items()):
+    for key, est in sorted(headline_estimates(config.get("metrics") or {}).items()):
         results.append(
             EvalResult(
                 task_type=task,
@@ -82,19 +95,6 @@ def card_metadata(config: Mapping[str, Any]) -> ModelCardData:
         eval_results=results or None,
         zoo_version=config.get("zoo_version", __version__),
     )
-
-
-def headline_metrics_with_ci(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The headline metrics of ``config`` with their ``_ci``/``_n`` companions."""
-    metrics = dict(config.get("metrics") or {})
-    keep = set(headline_metrics(metrics))
-    return {
-        k: v
-        for k, v in metrics.items()
-        if k in keep
-        or (k.endswith("_ci") and k[:-3] in keep)
-        or (k.endswith("_n") and k[:-2] in keep)
-    }
 
 
 def model_card(config: Mapping[str, Any], extra: str = "") -> str:
