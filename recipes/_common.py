@@ -11,6 +11,9 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import shlex
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +66,18 @@ def register_configs() -> None:
         cs.store(group="data", name=name, node=data)
 
 
-def _task_overrides() -> list[str]:
+def _task_overrides(outside: Sequence[str] = ()) -> list[str]:
+    """The overrides of the running Hydra job (``outside`` when not inside one)."""
     try:
         return list(HydraConfig.get().overrides.task)
     except ValueError:  # not inside a Hydra job
-        return []
+        return list(outside)
+
+
+def recipe_command(script: str) -> str:
+    """The command line that ran this job, ``python recipes/<script> <overrides>`` (the
+    command-line arguments outside a Hydra job), shell-quoted so it can be pasted back."""
+    return shlex.join(["python", f"recipes/{script}", *_task_overrides(sys.argv[1:])])
 
 
 def model_and_data(cfg: DictConfig) -> tuple[str, dict[str, Any], dict[str, Any]]:

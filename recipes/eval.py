@@ -20,19 +20,17 @@ weights are kept. ``+model.<key>`` overrides a model's evaluation-only hyper-par
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CONFIG_DIR, build_logger, finish_wandb, plain
+from _common import CONFIG_DIR, build_logger, finish_wandb, plain, recipe_command
 
 import zoo
 from zoo.core.checkpoint import HUB_PREFIX, read_config, resolve
@@ -101,14 +99,6 @@ def apply_eval_hparams(cfg: DictConfig, model: zoo.core.ZooModule) -> None:
         model.hparams.update(overrides)
 
 
-def _command() -> str:
-    try:
-        overrides = HydraConfig.get().overrides.task
-    except ValueError:
-        overrides = sys.argv[1:]
-    return shlex.join(["python", "recipes/eval.py", *overrides])
-
-
 def rewrite(cfg: DictConfig, model: zoo.core.ZooModule, metrics: dict[str, Any]) -> Path:
     """Replace the metrics of the local checkpoint ``cfg.checkpoint`` (weights kept)."""
     ref = str(cfg.checkpoint)
@@ -120,7 +110,10 @@ def rewrite(cfg: DictConfig, model: zoo.core.ZooModule, metrics: dict[str, Any])
     overrides = {k: v for k, v in plain(cfg.get("data")).items() if v is not None}
     seeds = _seeds(dict(overrides))
     data.update({k: v for k, v in overrides.items() if k in ("n_test", "batch_size")})
-    evaluation = {"command": _command(), "seeds": [data["seed"] if s is None else s for s in seeds]}
+    evaluation = {
+        "command": recipe_command("eval.py"),
+        "seeds": [data["seed"] if s is None else s for s in seeds],
+    }
     return zoo.save(
         model,
         directory,

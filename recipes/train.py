@@ -43,6 +43,7 @@ from _common import (
     log,
     model_and_data,
     plain,
+    recipe_command,
     validate_trainer_cfg,
 )
 
@@ -243,14 +244,6 @@ def _report(
         )
 
 
-def _command() -> str:
-    try:
-        overrides = HydraConfig.get().overrides.task
-    except ValueError:
-        overrides = sys.argv[1:]
-    return " ".join(["python recipes/train.py", *overrides])
-
-
 def register_run_id() -> None:
     """``${zoo.run_id:}`` (used by ``hydra.run.dir``/``hydra.sweep.dir``): ``<PID>-<6 random hex>``,
     so two runs started in the same second never share a directory; one value per config."""
@@ -266,7 +259,7 @@ register_run_id()
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the monitored metric for sweepers."""
     log.debug(OmegaConf.to_yaml(cfg))
-    out = train(cfg, command=_command())
+    out = train(cfg, command=recipe_command("train.py"))
     ckpt = out["trainer"].checkpoint_callback
     score = getattr(ckpt, "best_model_score", None)
     return float(score) if score is not None else None
