@@ -23,6 +23,13 @@ def _as_2d(y: Tensor) -> Tensor:
     return y[:, None] if y.dim() == 1 else y
 
 
+def _design(phi: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """``(Φ, Y)`` in float64, Y as ``(n, k)``; ``ValueError`` unless phi: (n, P), y: (n, ...)."""
+    if phi.dim() != 2 or phi.shape[0] != y.shape[0]:
+        raise ValueError(f"phi: (n, P) and y: (n, ...) must share n, got {phi.shape}, {y.shape}")
+    return phi.double(), _as_2d(y).double()
+
+
 def ridge_solve(phi: Tensor, y: Tensor, lam: float) -> Tensor:
     """Minimiser V* of (1/n)‖ΦV − Y‖² + λ‖V‖². phi: (n, P), y: (n,) or (n, k) → (P, k).
 
@@ -31,11 +38,8 @@ def ridge_solve(phi: Tensor, y: Tensor, lam: float) -> Tensor:
     """
     if lam < 0:
         raise ValueError(f"ridge penalty lam must be >= 0, got {lam}")
-    if phi.dim() != 2 or phi.shape[0] != y.shape[0]:
-        raise ValueError(f"phi: (n, P) and y: (n, ...) must share n, got {phi.shape}, {y.shape}")
-    n, p = phi.shape
-    f = phi.double()
-    t = _as_2d(y).double()
+    f, t = _design(phi, y)
+    n, p = f.shape
     if lam == 0:
         return torch.linalg.lstsq(f, t, driver="gelsd").solution
     if p <= n:
@@ -61,11 +65,8 @@ def ridge_path(phi: Tensor, y: Tensor, lams: list[float]) -> list[Tensor]:
     """
     if any(lam <= 0 for lam in lams):
         raise ValueError(f"ridge_path needs penalties > 0, got {lams}")
-    if phi.dim() != 2 or phi.shape[0] != y.shape[0]:
-        raise ValueError(f"phi: (n, P) and y: (n, ...) must share n, got {phi.shape}, {y.shape}")
-    n, p = phi.shape
-    f = phi.double()
-    t = _as_2d(y).double()
+    f, t = _design(phi, y)
+    n, p = f.shape
     if p <= n:
         s, u = torch.linalg.eigh(f.T @ f / n)
         c = u.T @ (f.T @ t / n)  # (P, k)

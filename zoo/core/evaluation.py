@@ -168,11 +168,11 @@ class Columns(Metric):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
     def update(self, **columns: Tensor) -> None:  # type: ignore[override]
-        """Append one batch: every declared column, each ``(b,)`` (or ``(b, ...)``, flattened
-        per example only when 1-D after squeezing)."""
+        """Append one batch: every declared column, each ``(b,)`` (or ``(b, 1, ...)``, one
+        value per example)."""
         if set(columns) != set(self.names):
             raise ValueError(f"Columns.update expects {sorted(self.names)}, got {sorted(columns)}")
-        sizes = {len(v.reshape(len(v), -1)) for v in columns.values()}
+        sizes = {len(v) for v in columns.values()}
         if len(sizes) != 1:
             raise ValueError(f"columns of one batch differ in length: {sizes}")
         for name, v in columns.items():
