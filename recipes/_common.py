@@ -31,6 +31,13 @@ log = logging.getLogger("zoo.recipes")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "recipes" / "configs"
 
+# The jobs submitit starts from a recipe (hydra/launcher=slurm|local) unpickle the task
+# function, which refers to this module by name; they inherit this environment.
+if str(CONFIG_DIR.parent) not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(CONFIG_DIR.parent), os.environ.get("PYTHONPATH")) if p
+    )
+
 
 def plain(cfg: DictConfig | None) -> dict[str, Any]:
     """A resolved plain dict of ``cfg`` (``{}`` for ``None``)."""
@@ -148,6 +155,28 @@ def validate_trainer_cfg(cfg: DictConfig) -> None:
     nodes = t.get("num_nodes", 1)
     if not _is_count(nodes):
         raise ValueError(f"trainer.num_nodes={nodes!r} must be an int >= 1")
+    if nodes > 1 and not _launched_on_a_cluster():
+        raise ValueError(
+            f"trainer.num_nodes={nodes} needs one process per device on every node, started "
+            "by a launcher; alone, this run would wait forever for the other nodes. On each "
+            f"node run: torchrun --nnodes {nodes} --nproc-per-node <devices> --node-rank <i> "
+            "--master-addr <node 0> --master-port 29500 recipes/train.py ... "
+            f"trainer.num_nodes={nodes} (or submit through SLURM: -m hydra/launcher=slurm)"
+        )
+
+
+def _launched_on_a_cluster() -> bool:
+    """Whether a launcher started this process as one rank of a multi-node job: torchrun,
+    SLURM's srun, LSF, MPI, or Lightning's own variables (``NODE_RANK``)."""
+    from pytorch_lightning.plugins.environments import (
+        LSFEnvironment,
+        MPIEnvironment,
+        SLURMEnvironment,
+        TorchElasticEnvironment,
+    )
+
+    envs = (TorchElasticEnvironment, SLURMEnvironment, LSFEnvironment, MPIEnvironment)
+    return "NODE_RANK" in os.environ or any(env.detect() for env in envs)
 
 
 def _is_count(value: Any) -> bool:

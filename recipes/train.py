@@ -77,7 +77,8 @@ def train(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
         "model": module, "wandb_dir": Path | None}``.
     """
     check_export_target(cfg.export_dir)  # refuse a target that is not ours before training
-    ckpt_path = resume_path(cfg.get("ckpt_path"))  # local, existing, a checkpoint: or refuse
+    # local, existing, a checkpoint: or refuse ("last": this run directory's own last.ckpt)
+    ckpt_path = resume_path(cfg.get("ckpt_path"), last=own_last_checkpoint(cfg))
     pl.seed_everything(cfg.seed, workers=True)
     # Build (and so validate) model and data before any trainer or logger exists.
     name, mcfg, dcfg = model_and_data(cfg)
@@ -132,17 +133,38 @@ def train(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
     }
 
 
-def resume_path(ckpt_path: str | os.PathLike | None) -> Path | None:
+def own_last_checkpoint(cfg: DictConfig) -> Path | None:
+    """Where this run writes its ``last.ckpt`` (``None`` without the checkpoint callback)."""
+    ccfg = plain(cfg.get("callbacks")).get("model_checkpoint") or {}
+    return Path(ccfg["dirpath"]) / "last.ckpt" if ccfg.get("dirpath") else None
+
+
+def resume_path(ckpt_path: str | os.PathLike | None, last: Path | None = None) -> Path | None:
     """The absolute path of the local ``.ckpt`` to resume from (``None``: a fresh run).
 
     Checked before anything is built. Lightning checkpoints are pickles, which can run code
     when loaded: resume only from files you trust. URLs are refused outright (Lightning would
     download and unpickle them with ``weights_only=False``).
 
+    ``ckpt_path=last`` resumes from ``last`` (this run directory's own ``last.ckpt``) when it
+    exists and starts fresh otherwise; a SLURM job that was requeued (``SLURM_RESTART_COUNT``
+    > 0, e.g. by ``hydra/launcher=slurm`` after a pre-emption or time limit) does so without
+    being asked, since it runs again with the same overrides in the same directory.
+
     Raises:
         ValueError: for a URL, or a file that is not a checkpoint written by ``torch.save``.
         FileNotFoundError: when ``ckpt_path`` is not an existing file.
     """
+    requeued = os.environ.get("SLURM_RESTART_COUNT", "0").strip() not in ("", "0")
+    if str(ckpt_path) == "last" or (requeued and ckpt_path in (None, "")):
+        if last is None:
+            raise ValueError(
+                "ckpt_path=last resumes from the run's own checkpoints/last.ckpt, but this run "
+                "writes none (callbacks.model_checkpoint is off): pass the .ckpt path instead"
+            )
+        found = last.is_file()
+        log.info("resuming from %s" if found else "no %s yet: starting fresh", last)
+        return last.resolve() if found else None
     if ckpt_path is None or str(ckpt_path) == "":
         return None
     text = str(ckpt_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -14,6 +15,13 @@ from zoo.core.evaluation import RESAMPLES, Estimate, Statistic, bootstrap, flat
 from zoo.core.registry import check_shared
 
 __all__ = ["ZooModule"]
+
+# log_estimates logs values that every process already holds (statistics of gathered
+# columns): Lightning's advice to sync them, one warning per key, is about per-process values,
+# and following it would all-reduce hundreds of identical scalars every evaluation epoch.
+warnings.filterwarnings(
+    "ignore", message=r"It is recommended to use `self\.log\('(val|test)/.*sync_dist=True\)`"
+)
 
 
 class ZooModule(pl.LightningModule):

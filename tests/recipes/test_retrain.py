@@ -1,0 +1,80 @@
+"""recipes/retrain.py: a shipped checkpoint retrained by its recorded commands, and the table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import zoo
+from tests.common import RECIPES, REPO_ROOT
+from zoo.core.checkpoint import CONFIG_NAME
+
+SHRINK = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "logger=none",
+]
+
+
+def test_retrain_reruns_the_recorded_commands_and_writes_the_table(tmp_path: Path) -> None:
+    out, md = tmp_path / "re", tmp_path / "retrain.md"
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(RECIPES / "retrain.py"),
+            "deepsets",
+            f"--export-root={out}",
+            f"--table={md}",
+            *(f"--train-override={o}" for o in SHRINK),
+            "-o",
+            "data.n_test=256",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    shipped = json.loads((REPO_ROOT / "checkpoints" / "deepsets" / CONFIG_NAME).read_text())
+    config = json.loads((out / "deepsets" / CONFIG_NAME).read_text())
+    assert config["model"] == shipped["model"]  # the recorded experiment, retrained
+    assert config["evaluation"]["command"].endswith("data.n_test=256")
+    assert config["metrics"]["test/nmse_n"] == 256
+    assert config["metrics"]["test/nmse"] != shipped["metrics"]["test/nmse"]
+    zoo.load(out / "deepsets")
+    text = md.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| `deepsets`"))
+    assert "`test/mse`" in row and "n = 256" in row and "n = 16384" in row
+    assert float(row.split("|")[2]) > 0
+    assert "python recipes/retrain.py deepsets" in text
+
+
+def test_retrain_of_an_unknown_name_lists_the_shipped_ones_before_training(tmp_path) -> None:
+    res = subprocess.run(
+        [sys.executable, str(RECIPES / "retrain.py"), "deepset", f"--table={tmp_path / 't'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode != 0
+    assert "no shipped checkpoint 'deepset'" in res.stderr and "'deepsets'" in res.stderr
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("name", ["gnn_nc", "slater"])
+def test_every_recorded_command_is_retargeted(name: str, tmp_path: Path) -> None:
+    from retrain import commands
+
+    train, evaluation = commands(name, tmp_path / name)
+    assert train[0] == f"experiment={name}" and train[-1] == f"export_dir={tmp_path / name}"
+    assert sum(a.startswith("export_dir=") for a in train) == 1
+    assert evaluation is not None and evaluation[-1] == f"checkpoint={tmp_path / name}"
+    assert "rewrite=true" in evaluation
