@@ -204,3 +204,57 @@ def test_ckpt_path_last_and_a_requeued_slurm_job_resume_from_the_run_dir(
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
     requeued = train(compose_cfg("train", [*base, "trainer.max_epochs=3"], tmp_path))
     assert (requeued["trainer"].current_epoch, requeued["trainer"].global_step) == (3, 6)
+
+
+@pytest.mark.skipif(
+    not _slurm_available(),
+    reason="no SLURM cluster answers here: start one with bash .ci/slurm_localhost.sh (root)",
+)
+def test_slurm_job_requeued_mid_training_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    """A running job is requeued (``scontrol requeue``: what a pre-emption does): SLURM stops
+    it with SIGTERM, which saves ``last.ckpt``; the requeued job resumes from it, finishes all
+    epochs, and the sweep exports its checkpoint."""
+    import time
+
+    epochs = 12
+    sweep = subprocess.Popen(
+        [
+            sys.executable,
+            str(RECIPES / "train.py"),
+            "-m",
+            "hydra/launcher=slurm",
+            "hydra.launcher.timeout_min=10",
+            "hydra.launcher.cpus_per_task=1",
+            *GNN[:-2],
+            f"trainer.max_epochs={epochs}",
+            "trainer.enable_model_summary=false",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    last = tmp_path / "sweep" / "0" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while not last.is_file() and time.monotonic() < deadline and sweep.poll() is None:
+        time.sleep(0.5)
+    assert last.is_file(), "the job never wrote last.ckpt"
+    job = next(p.name for p in (tmp_path / "sweep" / ".submitit").iterdir() if p.is_dir())
+    subprocess.run(["scontrol", "requeue", job], check=True, capture_output=True)
+    # SLURM holds a requeued job back (BeginTime, about 2 min): once it is pending again, let
+    # it start at once.
+    for _ in range(120):
+        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True)
+        if state.stdout.strip() == b"PENDING":
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+            break
+        time.sleep(0.5)
+    out, _ = sweep.communicate(timeout=400)
+    assert sweep.returncode == 0, out[-3000:]
+    err = next((tmp_path / "sweep" / ".submitit").rglob("*_log.err")).read_text()
+    assert "Restoring states from the checkpoint path at" in err and "last.ckpt" in err
+    config = json.loads((tmp_path / "sweep" / "0" / "checkpoint" / CONFIG_NAME).read_text())
+    assert config["metrics"]["test/acc_n"] == 2
+    assert torch.load(last, weights_only=True)["epoch"] == epochs - 1
