@@ -42,6 +42,7 @@ step pytest_gpu 180 python -m pytest -m gpu tests/gpu -q -p no:cacheprovider
 step sbm_sampling 90 python benchmarks/sbm_sampling.py --pyg-n 20000 --repeats 5
 step bp_batched 60 python benchmarks/bp_batched.py
 step train_overhead_cuda 90 python benchmarks/train_overhead.py --device cuda --repeats 3
+step train_overhead_cuda_compiled 150 python benchmarks/train_overhead.py --device cuda --repeats 3 --compile
 for name in gnn_nc unet_bp; do
   step "retrain_$name" 120 python recipes/train.py "experiment=$name" trainer=gpu \
     "trainer.max_epochs=$epochs" logger=csv callbacks.progress_bar=null \
@@ -55,7 +56,7 @@ import yaml
 out, epochs = Path(sys.argv[1]), int(sys.argv[2])
 print((out / "device.txt").read_text().strip(), "\n")
 print((out / "steps.md").read_text())
-for name in ("sbm_sampling", "bp_batched", "train_overhead_cuda"):
+for name in ("sbm_sampling", "bp_batched", "train_overhead_cuda", "train_overhead_cuda_compiled"):
     lines = [l for l in (out / f"{name}.txt").read_text().splitlines() if re.match(r"^\w+: ", l)]
     print(f"\n{name}:\n" + "\n".join(f"    {l}" for l in lines))
 print("\nretraining on the GPU (fit time of the measured epochs, extrapolated):")

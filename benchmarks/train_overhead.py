@@ -11,7 +11,7 @@ timed from ``on_train_epoch_start`` to ``on_train_epoch_end`` (setup excluded), 
 two sides, and the median ratios (wall and process CPU time) are printed per model.
 
     OMP_NUM_THREADS=1 python benchmarks/train_overhead.py [--models gnn_nc slater ...]
-        [--repeats 5] [--device cpu|cuda]
+        [--repeats 5] [--device cpu|cuda] [--compile]
 """
 
 from __future__ import annotations
@@ -128,8 +128,18 @@ def bare_epoch(
     return time.perf_counter() - t, time.process_time() - c
 
 
-def measure(name: str, repeats: int, device: str) -> tuple[float, float, int]:
-    """Median (wall, CPU) speed ratio bare/Lightning of one epoch of ``name``, steps/epoch."""
+def _compiled(model: zoo.core.ZooModule, batch: Any, loss_fn: Callable) -> None:
+    """``model.compile()`` and one forward/backward outside the timing (the compilation)."""
+    model.compile()
+    loss_fn(model, batch).backward()
+    model.zero_grad(set_to_none=True)
+
+
+def measure(
+    name: str, repeats: int, device: str, compile: bool = False
+) -> tuple[float, float, int]:
+    """Median (wall, CPU) speed ratio bare/Lightning of one epoch of ``name``, steps/epoch;
+    with ``compile`` both models run through ``torch.compile`` (compiled before timing)."""
     mcfg, dcfg, loss_fn = CONFIGS[name]
     dm = zoo.create_datamodule(name, device=device, **dcfg)
     dm.setup("fit")
@@ -140,6 +150,10 @@ def measure(name: str, repeats: int, device: str) -> tuple[float, float, int]:
         m_pl = zoo.create(name, **mcfg)
         m_pl.load_state_dict(m_bare.state_dict())
         m_bare.zoo_data_config = m_pl.zoo_data_config = {"name": dm.zoo_name, **dm.hparams}
+        if compile:
+            first = next(iter(dm.train_dataloader()))
+            _compiled(m_bare, first, loss_fn)
+            _compiled(m_pl.to(device), first, loss_fn)
         t_bare, c_bare = bare_epoch(m_bare, dm.train_dataloader(), loss_fn)
         timer = EpochTimer()
         with tempfile.TemporaryDirectory() as tmp:
@@ -161,17 +175,19 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--compile", action="store_true", help="both sides via torch.compile")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     for lg in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(lg).setLevel(logging.ERROR)
-    print(f"device: {args.device}, threads: {torch.get_num_threads()}")
+    print(f"device: {args.device}, threads: {torch.get_num_threads()}, compile: {args.compile}")
+    tag = "_compiled" if args.compile else ""
     for name in args.models:
-        wall, cpu, steps = measure(name, args.repeats, args.device)
+        wall, cpu, steps = measure(name, args.repeats, args.device, args.compile)
         # Wall time is what a user waits for; process CPU time is robust to other jobs on a
         # shared machine (both sides run on one thread on the CPU).
-        print(f"{name}_epoch_lightning_vs_bare_speed: {wall:.3f}  ({steps} steps/epoch)")
-        print(f"{name}_epoch_lightning_vs_bare_speed_cpu_time: {cpu:.3f}")
+        print(f"{name}{tag}_epoch_lightning_vs_bare_speed: {wall:.3f}  ({steps} steps/epoch)")
+        print(f"{name}{tag}_epoch_lightning_vs_bare_speed_cpu_time: {cpu:.3f}")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,8 @@ def train(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
 
     start = time.perf_counter()
     try:
+        if cfg.get("compile"):  # the model's calls (forward) through torch.compile, in place
+            model.compile()
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:  # SIGTERM or SIGINT: stopped where last.ckpt was saved
         _exit_interrupted(trainer)

@@ -202,3 +202,17 @@ def test_eval_prints_metrics_json_with_export_keys(tmp_path: Path, compose_cfg) 
     saved = json.loads((out["export_dir"] / CONFIG_NAME).read_text())["metrics"]
     assert set(metrics) == set(saved)
     assert REPO_ROOT.exists()
+
+
+@pytest.mark.slow
+def test_compile_trains_through_torch_compile_and_exports_plain_weights(
+    compose_cfg, tmp_path: Path
+) -> None:
+    """``compile=true`` (about a minute of compilation on the CPU): the model's calls go
+    through torch.compile, and the export is the same flat state dict as without it."""
+    from train import train
+
+    out = train(compose_cfg("train", [*SMALL_GNN, *TINY_RUN, "compile=true"], tmp_path))
+    assert out["model"]._compiled_call_impl is not None
+    plain = zoo.create("gnn_nc", depth=3).state_dict()
+    assert sorted(zoo.load(out["export_dir"]).state_dict()) == sorted(plain)
