@@ -11,7 +11,8 @@ again, as subprocesses, with ``export_dir``/``checkpoint`` pointing into ``--exp
 the given Hydra overrides appended (``-o`` to both commands, ``--train-override`` and
 ``--eval-override`` to one); the wall time of each is measured. The table (model, device, times,
 every headline metric with its interval and n, next to the shipped card's) is printed and
-written to ``--table`` (``docs/retrain.md``). A driver of the Hydra recipes, not one itself:
+written to ``--table`` (``docs/retrain.md``) after every checkpoint; an interrupted run,
+started again, keeps the checkpoints it had finished. A driver of the Hydra recipes, not one itself:
 its options are lists of their overrides.
 """
 
@@ -92,12 +93,25 @@ def _run(script: str, args: list[str]) -> float:
 
 
 def retrain(name: str, export_root: Path, train_over: list[str], eval_over: list[str]) -> Retrained:
-    """Retrain checkpoint ``name`` into ``export_root/name`` and re-measure its card."""
+    """Retrain checkpoint ``name`` into ``export_root/name`` and re-measure its card.
+
+    The times of finished checkpoints are kept in ``export_root/retrain.json``: a rerun of an
+    interrupted retraining with the same overrides skips them.
+    """
     export_dir = (export_root / name).resolve()
     shipped = json.loads((SHIPPED / name / CONFIG_NAME).read_text()).get("metrics", {})
-    train, evaluation = commands(name, export_dir)
-    train_s = _run("train.py", [*train, *train_over])
-    eval_s = _run("eval.py", [*evaluation, *eval_over]) if evaluation else 0.0
+    log = export_root / "retrain.json"
+    done = json.loads(log.read_text()) if log.is_file() else {}
+    key = shlex.join([name, *train_over, "--", *eval_over])
+    if key in done and (export_dir / CONFIG_NAME).is_file():
+        print(f"{name}: retrained already ({log}), kept", flush=True)
+        train_s, eval_s = done[key]
+    else:
+        train, evaluation = commands(name, export_dir)
+        train_s = _run("train.py", [*train, *train_over])
+        eval_s = _run("eval.py", [*evaluation, *eval_over]) if evaluation else 0.0
+        done[key] = [train_s, eval_s]
+        _write(log, json.dumps(done, indent=1))
     metrics = json.loads((export_dir / CONFIG_NAME).read_text())["metrics"]
     return Retrained(name, export_dir, train_s, eval_s, shipped, metrics)
 
@@ -171,11 +185,15 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {e}") from None
     train_over = [*args.override, *args.train_override]
     eval_over = [*args.override, *args.eval_override]
-    rows = [retrain(n, args.export_root, train_over, eval_over) for n in names]
-    text = table(rows, device(train_over), shlex.join(["python", "recipes/retrain.py", *argv]))
+    args.export_root.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(["python", "recipes/retrain.py", *argv])
+    rows: list[Retrained] = []
+    for n in names:  # the table is rewritten after every checkpoint: a long run shows progress
+        rows.append(retrain(n, args.export_root, train_over, eval_over))
+        text = table(rows, device(train_over), command)
+        if args.table:
+            _write(Path(args.table), text)
     print(text)
-    if args.table:
-        _write(Path(args.table), text)
 
 
 if __name__ == "__main__":

@@ -24,23 +24,18 @@ SHRINK = [
 
 def test_retrain_reruns_the_recorded_commands_and_writes_the_table(tmp_path: Path) -> None:
     out, md = tmp_path / "re", tmp_path / "retrain.md"
-    res = subprocess.run(
-        [
-            sys.executable,
-            str(RECIPES / "retrain.py"),
-            "deepsets",
-            f"--export-root={out}",
-            f"--table={md}",
-            *(f"--train-override={o}" for o in SHRINK),
-            "-o",
-            "data.n_test=256",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    args = [
+        sys.executable,
+        str(RECIPES / "retrain.py"),
+        "deepsets",
+        f"--export-root={out}",
+        f"--table={md}",
+        *(f"--train-override={o}" for o in SHRINK),
+        "-o",
+        "data.n_test=256",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
     assert res.returncode == 0, res.stderr[-3000:]
     shipped = json.loads((REPO_ROOT / "checkpoints" / "deepsets" / CONFIG_NAME).read_text())
     config = json.loads((out / "deepsets" / CONFIG_NAME).read_text())
@@ -54,6 +49,11 @@ def test_retrain_reruns_the_recorded_commands_and_writes_the_table(tmp_path: Pat
     assert "`test/mse`" in row and "n = 256" in row and "n = 16384" in row
     assert float(row.split("|")[2]) > 0
     assert "python recipes/retrain.py deepsets" in text
+    # started again (an interrupted retraining): what was finished is kept, not retrained
+    again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "deepsets: retrained already" in again.stdout
+    assert md.read_text() == text
 
 
 def test_retrain_of_an_unknown_name_lists_the_shipped_ones_before_training(tmp_path) -> None:
