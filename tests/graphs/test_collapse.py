@@ -17,6 +17,7 @@ from zoo.graphs.collapse import (
     align_labels,
     best_permutation,
     class_statistics,
+    crossing_depth,
     nc_metrics,
     nc_statistics,
     overlap,
@@ -356,3 +357,33 @@ def test_plot_callback_collects_every_epoch_and_writes_pngs(tmp_path) -> None:
     assert (tmp_path / "figures" / "nc1_vs_layer.png").is_file()
     assert (tmp_path / "figures" / "nc1_vs_epoch.png").is_file()
     assert len(cb.paths) == 4  # drawn after epoch 1 (every 2) and at the end of training
+
+
+def test_crossing_depth_matches_a_numpy_reference() -> None:
+    """First crossing of ``level`` by the mean over graphs of log₁₀, interpolated, for every
+    resample, against a loop over layers; L + 1 when the curve never gets below."""
+    rng = np.random.default_rng(0)
+    g, layers = 40, 9
+    # per-graph values falling by ~0.5 decades per layer with graph-to-graph spread
+    logs = 2.0 - 0.5 * np.arange(layers)[None, :] + 0.4 * rng.standard_normal((g, layers))
+    cols = {f"l{ell}": torch.tensor(10.0 ** logs[:, ell]) for ell in range(layers)}
+    stat = crossing_depth([f"l{ell}" for ell in range(layers)], -1.0)
+    w = torch.tensor(rng.dirichlet(np.ones(g), size=5))  # five weightings of the graphs
+
+    def reference(weights: np.ndarray) -> float:
+        m = weights @ logs
+        for k in range(layers):
+            if m[k] < -1.0:
+                return 0.0 if k == 0 else k - 1 + (m[k - 1] + 1.0) / (m[k - 1] - m[k])
+        return float(layers)
+
+    got = stat(w, cols)
+    want = [reference(row) for row in w.numpy()]
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+    assert 5.0 < float(stat(torch.full((1, g), 1.0 / g, dtype=torch.float64), cols)) < 7.0
+    never = crossing_depth([f"l{ell}" for ell in range(layers)], -10.0)
+    assert float(never(w[:1], cols)[0]) == layers  # censored one past the last layer
+    first = crossing_depth(["l0"], 5.0)  # already below at layer 0
+    assert float(first(w[:1], cols)[0]) == 0.0
+    est = bootstrap(cols, {"d": stat})["d"]
+    assert est.lo < est.value < est.hi and est.hi - est.lo < 1.0

@@ -9,9 +9,11 @@ import torch
 
 import zoo
 from zoo.graphs.data import (
+    RegularSBMDataModule,
     SBMDataModule,
     bernoulli_indices,
     is_detectable,
+    sample_regular_sbm_batch,
     sample_sbm,
     sample_sbm_batch,
     sbm_snr,
@@ -214,3 +216,66 @@ def test_invalid_data_config_names_the_key(key: str, value: object) -> None:
 def test_fewer_nodes_than_classes_raises() -> None:
     with pytest.raises(ValueError, match="n_nodes"):
         SBMDataModule(n_nodes=3, n_classes=4)
+
+
+# -- regular SBM --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("c", "n", "d_in", "d_out"), [(2, 500, 12, 1), (3, 10, 3, 2), (4, 8, 7, 8), (2, 7, 6, 0)]
+)
+def test_regular_sbm_has_exact_degrees_and_is_simple(c: int, n: int, d_in: int, d_out: int) -> None:
+    from torch_geometric.utils import coalesce, is_undirected
+
+    gen = torch.Generator().manual_seed(0)
+    ei, ptr = sample_regular_sbm_batch(c, n, d_in, d_out, 3, generator=gen)
+    big_n = c * n
+    y = torch.arange(c).repeat_interleave(n)
+    assert ptr.tolist() == [k * big_n * (d_in + (c - 1) * d_out) for k in range(4)]
+    for g in range(3):
+        e = ei[:, ptr[g] : ptr[g + 1]] - g * big_n
+        assert int(e.min()) >= 0 and int(e.max()) < big_n  # edges stay inside their graph
+        assert bool((e[0] != e[1]).all()) and is_undirected(e, num_nodes=big_n)
+        assert coalesce(e, num_nodes=big_n).shape == e.shape  # no duplicate edges
+        for r in range(c):  # exact degree towards every block, for every node
+            for s in range(c):
+                mask = y[e[0]] == s
+                deg = torch.bincount(e[1][mask], minlength=big_n)[y == r]
+                assert bool((deg == (d_in if r == s else d_out)).all()), (r, s)
+
+
+def test_regular_sbm_is_random_and_reproducible() -> None:
+    def draw(seed: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        return sample_regular_sbm_batch(2, 50, 4, 1, 2, generator=gen)[0]
+
+    torch.testing.assert_close(draw(0), draw(0))
+    a, b = draw(0), draw(1)
+    assert not torch.equal(a, b)
+    first, second = a[:, : a.shape[1] // 2], a[:, a.shape[1] // 2 :] - 100
+    assert not torch.equal(
+        torch.sort(first[0] * 100 + first[1]).values, torch.sort(second[0] * 100 + second[1]).values
+    )  # graphs differ
+
+
+def test_regular_datamodule_degrees_and_errors() -> None:
+    def regular(**kw: object) -> SBMDataModule:
+        return zoo.create_datamodule({"name": "sbm_regular"}, **kw)
+
+    dm = regular(n_train=2, n_val=1, n_test=1)
+    assert isinstance(dm, RegularSBMDataModule) and dm.degrees == (12, 1)  # 0.025·499, 0.0017·500
+    dm.setup("fit")
+    g = dm.split("train")[0]
+    same = g.y[g.edge_index[0]] == g.y[g.edge_index[1]]
+    assert bool((torch.bincount(g.edge_index[1][same], minlength=1000) == 12).all())
+    assert bool((torch.bincount(g.edge_index[1][~same], minlength=1000) == 1).all())
+    assert g.x.shape == (1000, 8) and g.y.tolist() == [0] * 500 + [1] * 500
+    het = regular(heterophilic=True, n_train=1)
+    assert het.degrees == (1, 12)
+    het.setup("fit")
+    h = het.split("train")[0]
+    assert bool((h.y[h.edge_index[0]] != h.y[h.edge_index[1]]).float().mean() > 0.9)
+    with pytest.raises(ValueError, match="divide"):
+        regular(n_nodes=999)
+    with pytest.raises(ValueError, match="odd"):
+        regular(n_nodes=14, p=3 / 6, q=0.0)
+    with pytest.raises(ValueError, match="degree_in"):
+        sample_regular_sbm_batch(2, 5, 5, 0)

@@ -8,7 +8,14 @@ import pytest
 
 import zoo
 from zoo.core.figures import list_figures, run_figure
-from zoo.graphs.figures import gnn_nc_depth, gnn_nc_threshold, gnn_nc_training
+from zoo.graphs.figures import (
+    gnn_nc_depth,
+    gnn_nc_depth_paper,
+    gnn_nc_heterophilic,
+    gnn_nc_threshold,
+    gnn_nc_training,
+    gufm_regular,
+)
 
 # a small, easy SBM (p = 0.15, q = 0.01) and a GNN that learns it in 128 SGD steps
 EASY = {"n_nodes": 200, "n_train": 32, "epochs": 4, "depth": 8}
@@ -19,7 +26,14 @@ def _ys(fig: object, ax: int = 0) -> list[list[float]]:
 
 
 def test_figures_registered() -> None:
-    assert {"gnn_nc_training", "gnn_nc_depth", "gnn_nc_threshold"} <= set(list_figures())
+    assert {
+        "gnn_nc_training",
+        "gnn_nc_depth",
+        "gnn_nc_threshold",
+        "gnn_nc_depth_paper",
+        "gnn_nc_heterophilic",
+        "gufm_regular",
+    } <= set(list_figures())
 
 
 def test_nc1_falls_during_training_and_the_overlap_rises() -> None:
@@ -76,3 +90,28 @@ def test_figures_run_end_to_end_with_tiny_settings(tmp_path: Path) -> None:
         "gnn_nc_depth", tmp_path / "from_ckpt", checkpoint=str(ckpt), n_test=2, n_iter=4
     )
     assert paths[0].is_file()
+
+
+def test_depth_paper_panels_group_checkpoints_by_density() -> None:
+    pair = ("gnn_nc", "gnn_nc_noself")
+    fig = gnn_nc_depth_paper(checkpoints=pair, n_test=1, n_iter=2, seeds=(0,))
+    assert len(fig.axes) == 1  # one density: one panel
+    with_w1, no_w1 = _ys(fig)[:2]
+    assert len(with_w1) == len(no_w1) == 33
+    # the paper's finding on these checkpoints: without W₁ NC1 falls much faster with depth
+    assert min(no_w1[:9]) < -1 < min(with_w1[:9])
+
+
+def test_gufm_figure_separates_regular_from_ordinary_graphs() -> None:
+    fig = gufm_regular(n_nodes=40, a=8.0, b=2.0, n_graphs=2, width=4, steps=600, lr=1.0,
+                       log_every=300, seeds=(0,))  # fmt: skip
+    curves = _ys(fig)  # NC1 of H, ÂH: regular, then ordinary
+    regular_ah, ordinary_ah = curves[1], curves[3]
+    assert regular_ah[-1] < -4 and ordinary_ah[-1] > -3
+
+
+def test_heterophilic_figure_runs_and_learns_both_kinds() -> None:
+    fig = gnn_nc_heterophilic(models=("gnn_nc_noself",), n_nodes=200, a=30.0, b=2.0, n_train=16,
+                              n_test=2, epochs=2, depth=4, seeds=(0,))  # fmt: skip
+    homo, hetero = _ys(fig)[:2]
+    assert len(homo) == len(hetero) == 5 and homo[-1] < homo[0] and hetero[-1] < hetero[0]

@@ -390,3 +390,55 @@ def test_validation_logs_values_only_and_the_monitor(tmp_path: Path) -> None:
     res = trainer.validate(m, dm, verbose=False)[0]
     assert m.monitor in res and "val/nc_h/layer_01/nc1_log10_mean" in res
     assert not any(k.endswith(("_ci_lo", "_ci_hi", "_n")) for k in res)
+
+
+# -- the paper's variants -----------------------------------------------------------------
+def test_variants_are_the_papers_configurations() -> None:
+    """Each registered variant differs from gnn_nc only where the paper's configuration does."""
+    base = dict(zoo.create("gnn_nc").hparams)
+    want = {
+        "gnn_nc_noself": ({"self_weight": False}, {}),
+        "gnn_nc_paper": ({}, {"p": 1 - (1 - 0.025) ** 2, "q": 1 - (1 - 0.0017) ** 2}),
+        "gnn_nc_paper_noself": (
+            {"self_weight": False},
+            {"p": 1 - (1 - 0.025) ** 2, "q": 1 - (1 - 0.0017) ** 2},
+        ),
+        "gnn_nc_c4": (
+            {"n_classes": 4, "feature_dim": 16, "width": 16, "lr": 0.006},
+            {"p": 0.1, "q": 0.0068, "n_classes": 4, "feature_dim": 16},
+        ),
+    }
+    base_data = zoo.get_spec("gnn_nc").data_config()
+    for name, (model_diff, data_diff) in want.items():
+        hp = dict(zoo.create(name).hparams)
+        changed = {k: v for k, v in hp.items() if base[k] != v}
+        assert changed == pytest.approx({**model_diff, "nc1_depth_level": -1.0}), name
+        data = zoo.get_spec(name).data_config()
+        changed = {k: v for k, v in data.items() if base_data[k] != v}
+        assert changed == pytest.approx(data_diff, rel=1e-12), name
+    m = zoo.create("gnn_nc_noself", depth=2)
+    assert all(not conv.root_weight for conv in m.convs)
+    with pytest.raises(ValueError, match="nc1_depth_level"):
+        zoo.create("gnn_nc", nc1_depth_level=-1.0, track_collapse=False)
+
+
+def test_crossing_depth_is_logged_and_equals_the_per_layer_curve(tmp_path: Path) -> None:
+    """``test/nc1_depth_{h,ah}`` is the interpolated first crossing of the logged per-layer
+    mean log₁₀ NC1 (recomputed here from those logged values)."""
+    pl.seed_everything(0, verbose=False)
+    m = zoo.create("gnn_nc_noself", depth=6, n_classes=2, nc1_depth_level=0.5)
+    dm = zoo.create_datamodule(m, n_nodes=90, p=0.3, q=0.02, n_train=1, n_val=1, n_test=9)
+    res = run_test(m, dm, tmp_path)
+    crossed = 0
+    for kind in ("h", "ah"):
+        curve = [res[f"test/nc_{kind}/layer_{ell:02d}/nc1_log10_mean"] for ell in range(7)]
+        k = next((i for i, v in enumerate(curve) if v < 0.5), None)
+        key = f"test/nc1_depth_{kind}"
+        if k is None:
+            assert res[key] == 7  # censored: one past the last layer
+            continue
+        crossed += 1
+        want = 0.0 if k == 0 else k - 1 + (curve[k - 1] - 0.5) / (curve[k - 1] - curve[k])
+        assert res[key] == pytest.approx(want, rel=1e-5, abs=1e-5)
+        assert res[f"{key}_ci_lo"] <= res[key] <= res[f"{key}_ci_hi"] and res[f"{key}_n"] == 9
+    assert crossed  # the interpolation was exercised

@@ -79,6 +79,7 @@ __all__ = [
     "align_labels",
     "best_permutation",
     "class_statistics",
+    "crossing_depth",
     "nc_from_statistics",
     "nc_metrics",
     "nc_statistics",
@@ -368,6 +369,34 @@ def nc_statistics(column: str, key: str) -> dict[str, Statistic]:
         summaries = log10_summary(column)
         return {f"{column}_{suffix}": summaries[suffix] for suffix, _ in LOG_SUMMARY_COLUMNS}
     return {column: mean(column)}
+
+
+def crossing_depth(columns: Sequence[str], level: float) -> Statistic:
+    """The depth at which the mean over graphs of log₁₀ of the per-layer ``columns`` first
+    falls below ``level``, as a :data:`~zoo.core.evaluation.Statistic`.
+
+    ``columns[ℓ]`` holds each graph's value at layer ℓ (ℓ = 0 … L). With ``m_ℓ`` the mean over
+    graphs of log₁₀ at layer ℓ and ``k`` the first layer with ``m_k < level``, the statistic is
+    ``k`` linearly interpolated between layers: ``(k − 1) + (m_{k−1} − level)/(m_{k−1} − m_k)``
+    (0 when ``m_0 < level``; censored at ``L + 1``, one past the last layer, when no layer
+    gets below). The interpolation makes it continuous in the per-graph values, so its
+    bootstrap interval over graphs is not stuck on integers.
+    """
+    tiny = torch.finfo(torch.float64).tiny
+
+    def f(w: Tensor, c: Mapping[str, Tensor]) -> Tensor:
+        logs = torch.stack([c[k].double().clamp_min(tiny).log10() for k in columns], 1)
+        m = w @ logs  # (R, L + 1)
+        below = m < level
+        k = below.double().argmax(1)  # first layer below (0 if none: masked below)
+        ki = k.long()
+        prev = m.gather(1, (ki - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
+        here = m.gather(1, ki.unsqueeze(1)).squeeze(1)
+        frac = torch.where(ki > 0, (prev - level) / (prev - here), torch.ones_like(here))
+        depth = (k - 1.0 + frac).clamp_min(0.0)
+        return torch.where(below.any(1), depth, torch.full_like(depth, float(len(columns))))
+
+    return f
 
 
 def summary_table(

@@ -30,9 +30,12 @@ from zoo.core.data import SPLITS, Split, SyntheticDataModule
 from zoo.core.registry import register_datamodule
 
 __all__ = [
+    "RegularSBMDataModule",
     "SBMDataModule",
     "bernoulli_indices",
     "is_detectable",
+    "regular_sbm_degrees",
+    "sample_regular_sbm_batch",
     "sample_sbm",
     "sample_sbm_batch",
     "sbm_snr",
@@ -207,6 +210,101 @@ def sample_sbm_batch(
     return edge_index, ptr
 
 
+def _random_subsets(
+    shape: tuple[int, ...], population: int, k: int, generator: torch.Generator | None, device: Any
+) -> Tensor:
+    """``shape + (k,)`` int64: independent uniform k-subsets of ``[0, population)``."""
+    u = torch.rand(*shape, population, generator=generator, device=device)
+    return u.argsort(-1)[..., :k]
+
+
+def regular_sbm_degrees(block_size: int, p_in: float, p_out: float) -> tuple[int, int]:
+    """The within- and between-block degrees closest to an SBM's expected ones:
+    ``(round(p_in (n − 1)), round(p_out n))`` for blocks of ``n`` nodes."""
+    return round(p_in * (block_size - 1)), round(p_out * block_size)
+
+
+def sample_regular_sbm_batch(
+    num_classes: int,
+    block_size: int,
+    degree_in: int,
+    degree_out: int,
+    num_graphs: int = 1,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[Tensor, Tensor]:
+    """``num_graphs`` *regular* SBM graphs: every node has exactly ``degree_in`` neighbours in
+    its own block and exactly ``degree_out`` in each other block (Kothapalli et al.'s
+    ``SBMRegular``, on which the graph unconstrained-features model collapses exactly).
+
+    C blocks of ``n = block_size`` nodes (block r holds nodes ``[r n, (r + 1) n)`` of each
+    graph). Inside block r, with a uniform random relabelling π_r of its nodes and a uniform
+    random set S_r of ``⌊degree_in/2⌋`` distinct shifts in ``[1, ⌊(n − 1)/2⌋]``, the edges are
+    ``{π_r(i), π_r(i + s mod n)}`` for s ∈ S_r (plus the perfect matching ``s = n/2`` when
+    ``degree_in`` is odd, which needs n even): a randomly relabelled random circulant graph,
+    simple and exactly ``degree_in``-regular. Between blocks r < s, with a uniform random set
+    T_rs of ``degree_out`` distinct offsets in ``[0, n)``, the edges are
+    ``{π_r(i), π_s(i + t mod n)}`` for t ∈ T_rs: exactly ``degree_out`` neighbours in s for
+    every node of r and vice versa. These are not uniform over all such regular graphs; they
+    have the exact degrees, which is what the collapse theory uses. Every graph has the same
+    number of edges, written grouped by graph, both directions; vectorised over graphs, cost
+    O(G (N + E) log N) (the random permutations and subsets are argsorts of uniforms).
+
+    Returns:
+        ``edge_index (2, G · E_g)`` int64 and ``ptr (G + 1,)`` with ``E_g = C n (degree_in +
+        (C − 1) degree_out)`` directed edges per graph.
+    """
+    n, c = block_size, num_classes
+    if num_graphs < 1 or c < 1 or n < 1:
+        raise ValueError(f"need num_graphs, num_classes, block_size >= 1, got {num_graphs, c, n}")
+    if not 0 <= degree_in <= n - 1:
+        raise ValueError(f"degree_in={degree_in} must lie in [0, block_size - 1 = {n - 1}]")
+    if degree_in % 2 and n % 2:
+        raise ValueError(
+            f"degree_in={degree_in} is odd and block_size={n} too: no {degree_in}-regular graph "
+            "has an odd number of nodes"
+        )
+    if not 0 <= degree_out <= n or (c == 1 and degree_out):
+        raise ValueError(f"degree_out={degree_out} must lie in [0, block_size = {n}]")
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    g_n = num_graphs
+    perm = _random_subsets((g_n, c), n, n, generator, device)  # (G, C, n): π_r
+    base = (torch.arange(g_n, device=device)[:, None] * (c * n)) + (
+        torch.arange(c, device=device)[None, :] * n
+    )  # (G, C) first node of each block
+    node = perm + base[..., None]  # (G, C, n): global id of π_r(i)
+    i = torch.arange(n, device=device)
+    src: list[Tensor] = []
+    dst: list[Tensor] = []
+    half = degree_in // 2
+    if half:
+        shifts = _random_subsets((g_n, c), (n - 1) // 2, half, generator, device) + 1  # (G, C, K)
+        j = (i[None, None, None, :] + shifts[..., None]) % n  # (G, C, K, n)
+        src.append(node[:, :, None, :].expand_as(j).reshape(g_n, -1))
+        dst.append(node.gather(2, j.reshape(g_n, c, -1)).reshape(g_n, -1))
+    if degree_in % 2:  # the perfect matching i ↔ i + n/2, each pair once
+        src.append(node[:, :, : n // 2].reshape(g_n, -1))
+        dst.append(node[:, :, n // 2 :].reshape(g_n, -1))
+    pairs = [(r, s) for r in range(c) for s in range(r + 1, c)]
+    if degree_out and pairs:
+        r_idx = torch.tensor([r for r, _ in pairs], device=device)
+        s_idx = torch.tensor([s for _, s in pairs], device=device)
+        offsets = _random_subsets((g_n, len(pairs)), n, degree_out, generator, device)  # (G,P,T)
+        j = (i[None, None, None, :] + offsets[..., None]) % n  # (G, P, T, n)
+        src.append(node[:, r_idx, None, :].expand_as(j).reshape(g_n, -1))
+        dst.append(node[:, s_idx].gather(2, j.reshape(g_n, len(pairs), -1)).reshape(g_n, -1))
+    per_graph = c * n * (degree_in + (c - 1) * degree_out)
+    if not src:
+        return torch.empty(2, 0, dtype=torch.long, device=device), torch.zeros(
+            g_n + 1, dtype=torch.long, device=device
+        )
+    a, b = torch.cat(src, 1), torch.cat(dst, 1)  # (G, E_g / 2): each undirected edge once
+    edge_index = torch.stack([torch.cat([a, b], 1), torch.cat([b, a], 1)]).reshape(2, -1)
+    ptr = torch.arange(g_n + 1, device=device) * per_graph
+    return edge_index, ptr
+
+
 def sample_sbm(
     block_sizes: Sequence[int] | Tensor,
     edge_probs: Sequence[Sequence[float]] | Tensor,
@@ -326,6 +424,14 @@ class SBMDataModule(SyntheticDataModule):
         hp = self.hparams
         return sbm_snr(hp.p * hp.n_nodes, hp.q * hp.n_nodes, hp.n_classes)
 
+    def sample_edges(
+        self, n: int, generator: torch.Generator, device: torch.device
+    ) -> tuple[Tensor, Tensor]:
+        """``n`` graphs' ``edge_index`` and ``ptr`` (:func:`sample_sbm_batch`)."""
+        return sample_sbm_batch(
+            self.block_sizes, self.edge_probs, n, generator=generator, device=device
+        )
+
     def generate(
         self, split: Split, n: int, generator: torch.Generator, device: torch.device
     ) -> list:
@@ -334,9 +440,7 @@ class SBMDataModule(SyntheticDataModule):
 
         hp = self.hparams
         N = hp.n_nodes
-        edge_index, ptr = sample_sbm_batch(
-            self.block_sizes, self.edge_probs, n, generator=generator, device=device
-        )
+        edge_index, ptr = self.sample_edges(n, generator, device)
         x = torch.randn(n, N, hp.feature_dim, generator=generator, device=device)
         y = torch.repeat_interleave(
             torch.arange(hp.n_classes, device=device), torch.tensor(self.block_sizes, device=device)
@@ -351,3 +455,40 @@ class SBMDataModule(SyntheticDataModule):
             )
             for g in range(n)
         ]
+
+
+@register_datamodule("sbm_regular")
+class RegularSBMDataModule(SBMDataModule):
+    """*Regular* SBM graphs (:func:`sample_regular_sbm_batch`): every node has exactly the
+    within- and between-community degrees :func:`regular_sbm_degrees` of ``p`` and ``q``
+    (swapped when ``heterophilic``); otherwise the ``sbm`` datamodule (same parameters, pure
+    noise features). Needs C to divide N, and an even within-community degree when N/C is odd.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        hp = self.hparams
+        size = hp.n_nodes // hp.n_classes
+        if hp.n_nodes % hp.n_classes:
+            raise ValueError(f"n_classes={hp.n_classes} must divide n_nodes={hp.n_nodes}")
+        d_in, _ = self.degrees
+        if d_in % 2 and size % 2:
+            raise ValueError(
+                f"within-community degree {d_in} and community size {size} are both odd (no "
+                "such regular graph); change p or n_nodes"
+            )
+
+    @property
+    def degrees(self) -> tuple[int, int]:
+        """(within, between) degrees of every node (towards each other community)."""
+        probs = self.edge_probs
+        return regular_sbm_degrees(self.hparams.n_nodes // self.hparams.n_classes, *probs[0][:2])
+
+    def sample_edges(
+        self, n: int, generator: torch.Generator, device: torch.device
+    ) -> tuple[Tensor, Tensor]:
+        """``n`` regular SBM graphs' ``edge_index`` and ``ptr``."""
+        size = self.hparams.n_nodes // self.hparams.n_classes
+        return sample_regular_sbm_batch(
+            self.hparams.n_classes, size, *self.degrees, n, generator=generator, device=device
+        )

@@ -12,6 +12,13 @@ Registered with :func:`zoo.core.figures.register_figure`, run with
 - ``gnn_nc_threshold``: test overlap against a − b at fixed a + b (p = a/N, q = b/N) for
   ``gnn_nc`` and the spectral methods, with the detectability threshold
   (a − b)² = C (a + (C − 1) b) marked.
+- ``gnn_nc_depth_paper``: the paper's depth panels — the shipped GNNs with and without the
+  self weight W₁, at our SBM density and at the paper code's effective density, against the
+  spectral methods.
+- ``gnn_nc_heterophilic``: log₁₀ NC1 across depth on homophilic and heterophilic (p ↔ q)
+  graphs, with and without W₁.
+- ``gufm_regular``: the graph unconstrained-features model collapses exactly on regular SBM
+  graphs and not on ordinary ones (:mod:`zoo.graphs.gufm`).
 
 NC values are per graph (each graph's communities are its own classes). The per-graph NC1
 is heavy tailed (a graph whose communities are not yet separated has a near-singular Σ_B),
@@ -49,9 +56,19 @@ from zoo.core.figures import (
 )
 from zoo.core.registry import create, create_datamodule
 from zoo.graphs.collapse import class_statistics, nc_from_statistics, overlap
+from zoo.graphs.data import regular_sbm_degrees
+from zoo.graphs.models import PAPER_DENSITY
 from zoo.graphs.spectral import power_iterations, predict
 
-__all__ = ["gnn_nc_depth", "gnn_nc_threshold", "gnn_nc_training", "per_graph_nc1"]
+__all__ = [
+    "gnn_nc_depth",
+    "gnn_nc_depth_paper",
+    "gnn_nc_heterophilic",
+    "gnn_nc_threshold",
+    "gnn_nc_training",
+    "gufm_regular",
+    "per_graph_nc1",
+]
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +192,17 @@ def _sbm_datamodule(seed: int, n_nodes: int, a: float, b: float, **sizes: int) -
 
 
 def _train_gnn(
-    dm: Any, depth: int, epochs: int, seed: int, callbacks: Sequence[pl.Callback] = ()
+    dm: Any,
+    depth: int,
+    epochs: int,
+    seed: int,
+    callbacks: Sequence[pl.Callback] = (),
+    name: str = "gnn_nc",
 ) -> Any:
-    """``gnn_nc`` of ``depth`` trained ``epochs`` on ``dm`` (paper optimiser); eval mode."""
+    """``name`` (a ``gnn_nc`` variant) of ``depth`` trained ``epochs`` on ``dm`` (paper
+    optimiser); eval mode."""
     seed_everything(seed)
-    model = create("gnn_nc", depth=depth, track_collapse=False)
+    model = create(name, depth=depth, track_collapse=False, nc1_depth_level=None)
     model.zoo_data_config = dm.config
     quick_fit(model, dm, max_epochs=epochs, seed=seed, callbacks=callbacks)
     return model
@@ -401,4 +424,226 @@ def gnn_nc_threshold(
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+#: with and without W₁, at our density and at the paper code's (``fig=gnn_nc_depth_paper``)
+DEPTH_PAPER_CHECKPOINTS = ("gnn_nc", "gnn_nc_noself", "gnn_nc_paper", "gnn_nc_paper_noself")
+
+
+@register_figure("gnn_nc_depth_paper")
+def gnn_nc_depth_paper(
+    *,
+    checkpoints: tuple[str, ...] = DEPTH_PAPER_CHECKPOINTS,
+    n_test: Annotated[int, Interval(ge=1)] = 16,
+    n_iter: Annotated[int, Interval(ge=1)] = 32,
+    level: float = -1.0,
+    seeds: tuple[int, ...] = (0, 1, 2),
+) -> Figure:
+    """The paper's depth panels: log₁₀ NC1 of Hˡ across the layers of GNNs with and without
+    the self weight W₁, at our SBM density and at the paper code's effective density
+    1 − (1 − p)², against the spectral methods per power iteration on the same graphs.
+
+    Checkpoints are grouped into one panel per data density (p, q); per seed each panel draws
+    ``n_test`` fresh test graphs from the first checkpoint's data config (all checkpoints of a
+    panel see the same graphs). Curves: mean over seeds of the per-seed mean over graphs of
+    log₁₀ NC1, band min–max over seeds; the dotted line is ``level`` (−1, NC1 = 0.1) and the
+    legend gives the first layer whose seed-mean falls below it.
+    """
+    models = {name: load(name) for name in checkpoints}
+    panels: dict[tuple[float, float], list[str]] = {}
+    for name, model in models.items():
+        data = model.zoo_data_config
+        panels.setdefault((data["p"], data["q"]), []).append(name)
+    fig, axes = new_figure(1, len(panels), figsize=(6.2 * len(panels), 4.6), sharey=True)
+    axes = list(axes) if len(panels) > 1 else [axes]
+    colors = ["tab:blue", "tab:orange", "tab:cyan", "tab:brown"]
+    for ax, ((p, q), names) in zip(axes, panels.items()):
+        runs: dict[str, list[Tensor]] = {k: [] for k in [*names, *_POWER_METHODS]}
+        for seed in seeds:
+            graphs = create_datamodule(models[names[0]], seed=seed, n_test=n_test).split("test")
+            for name in names:
+                runs[name].append(_mean_log10(_layer_nc1(models[name], graphs, "h")))
+            for op in _POWER_METHODS:
+                nc1, _ = _spectral_runs(graphs, models[name].hparams.n_classes, op, n_iter, seed)
+                runs[op].append(_mean_log10(nc1))
+        for i, name in enumerate(names):
+            curve = torch.stack(runs[name])
+            mean_curve = curve.mean(0)
+            below = (mean_curve < level).nonzero()
+            first = f"first ℓ below {level:g}: {int(below[0])}" if len(below) else "never below"
+            w1 = "with W₁" if models[name].hparams.self_weight else "no W₁"
+            label = f"{name} ({w1}; {first})"
+            xs = list(range(curve.shape[1]))
+            plot_seeds(ax, xs, curve, "o-", color=colors[i % 4], ms=3, label=label)
+            log.info("gnn_nc_depth_paper %s: mean log10 NC1 per layer %s", name, _fmt(mean_curve))
+        for op, (label, color) in _POWER_METHODS.items():
+            curve = torch.stack(runs[op])
+            plot_seeds(ax, list(range(n_iter + 1)), curve, "--", color=color, label=label)
+            log.info("gnn_nc_depth_paper %s p=%g: per iteration %s", op, p, _fmt(curve.mean(0)))
+        ax.axhline(level, color="k", ls=":", lw=0.8)
+        paper = math.isclose(p, PAPER_DENSITY["p"]) and math.isclose(q, PAPER_DENSITY["q"])
+        density = "the paper code's graphs: 1−(1−p)² of 0.025, 0.0017" if paper else "our SBM"
+        n_nodes = models[names[0]].zoo_data_config["n_nodes"]
+        ax.set_title(f"N={n_nodes}, C=2, p={p:.4g}, q={q:.4g} ({density})", fontsize=9)
+        ax.set_xlabel(r"GNN layer $\ell$  /  power iteration $t$")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel(r"mean over graphs of $\log_{10}$ NC1 of $H^\ell$")
+    budgets = sorted({int(m.zoo_data_config.get("n_train", 0)) for m in models.values()})
+    fig.suptitle(
+        f"shipped checkpoints (each trained once: {', '.join(map(str, budgets))} graphs × 8 "
+        f"epochs, one graph per SGD step; see their cards); {n_test} fresh test graphs per seed "
+        f"and panel, {seeds_note(seeds)}; spectral methods {n_iter} steps on the same graphs",
+        fontsize=8,
+    )
+    return fig
+
+
+@register_figure("gufm_regular")
+def gufm_regular(
+    *,
+    n_nodes: Annotated[int, Interval(ge=10)] = 200,
+    a: Annotated[float, Interval(ge=0)] = 25.0,
+    b: Annotated[float, Interval(ge=0)] = 1.7,
+    n_graphs: Annotated[int, Interval(ge=1)] = 4,
+    width: Annotated[int, Interval(ge=1)] = 8,
+    self_weight: bool = False,
+    steps: Annotated[int, Interval(ge=1)] = 10000,
+    lr: Annotated[float, Interval(gt=0)] = 0.1,
+    lambda_w: Annotated[float, Interval(ge=0)] = 5e-3,
+    lambda_h: Annotated[float, Interval(ge=0)] = 5e-3,
+    log_every: Annotated[int, Interval(ge=1)] = 250,
+    seeds: tuple[int, ...] = (0, 1, 2),
+) -> Figure:
+    """gUFM on regular vs ordinary SBM graphs: exact collapse is reached only on regular ones.
+
+    Per seed, ``n_graphs`` SBM graphs (p = a/N, q = b/N) and ``n_graphs`` regular SBM graphs
+    with the nearest integer degrees (:func:`zoo.graphs.data.regular_sbm_degrees`) are drawn,
+    and the gUFM objective is minimised on each set by full-batch gradient descent
+    (:func:`zoo.graphs.gufm.fit_gufm`). Left: mean over the graphs of log₁₀ NC1 of H and ÂH
+    against the step; right: the orthogonal-frame distances of the class means of ÂH, of W₂
+    and of the output's class means, and W₂'s alignment with the means of ÂH. Curves: mean
+    over seeds of the per-seed mean over graphs of log₁₀, band min–max over seeds.
+    """
+    from zoo.graphs.gufm import fit_gufm
+
+    kinds = {"regular": "regular SBM", "sbm": "SBM"}
+    traces: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+    for seed in seeds:
+        for kind in kinds:
+            dm = create_datamodule(
+                {"name": "sbm" if kind == "sbm" else "sbm_regular"}, seed=seed,
+                n_train=n_graphs, n_val=1, n_test=1, **_sbm_kwargs(n_nodes, a, b),
+            )  # fmt: skip
+            gen = torch.Generator().manual_seed(seed)
+            traces[kind].append(
+                fit_gufm(
+                    dm.split("train"), 2, width=width, self_weight=self_weight, lr=lr,
+                    steps=steps, lambda_w=lambda_w, lambda_h=lambda_h, log_every=log_every,
+                    generator=gen,
+                )
+            )  # fmt: skip
+    steps_x = traces["regular"][0]["steps"]
+
+    def runs(kind: str, key: str) -> Tensor:
+        return torch.stack([_mean_log10(torch.stack(t[key])) for t in traces[kind]])
+
+    fig, (ax, ax2) = new_figure(1, 2, figsize=(12, 4.6))
+    styles = {"regular": "-", "sbm": "--"}
+    for kind, label in kinds.items():
+        for key, color, what in (("nc1_h", "tab:blue", "H"), ("nc1_ah", "tab:purple", "ÂH")):
+            r = runs(kind, key)
+            plot_seeds(
+                ax, steps_x, r, styles[kind], color=color,
+                label=f"NC1 of {what}, {label} (end {float(r[:, -1].mean()):.2f})",
+            )  # fmt: skip
+            log.info("gufm_regular %s %s: %s", kind, key, _fmt(r.mean(0)))
+        for key, color, what in (
+            ("nc2_of_ah", "tab:green", "NC2_OF means of ÂH"),
+            ("nc2_of_w2", "tab:red", "NC2_OF W₂"),
+            ("nc3_w2", "tab:orange", "NC3 W₂ vs means of ÂH"),
+            ("nc2_of_out", "tab:gray", "NC2_OF output means"),
+        ):
+            r = runs(kind, key)
+            plot_seeds(
+                ax2, steps_x, r, styles[kind], color=color,
+                label=f"{what}, {label} (end {float(r[:, -1].mean()):.2f})",
+            )  # fmt: skip
+            log.info("gufm_regular %s %s: %s", kind, key, _fmt(r.mean(0)))
+    ax.set_ylabel(r"mean over graphs of $\log_{10}$ NC1")
+    ax2.set_ylabel(r"mean over graphs of $\log_{10}$ distance")
+    for axis in (ax, ax2):
+        axis.set_xlabel("gradient-descent step")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    d_in, d_out = regular_sbm_degrees(n_nodes // 2, a / n_nodes, b / n_nodes)
+    fig.suptitle(
+        f"gUFM ({'with' if self_weight else 'no'} W₁, width {width}), {n_graphs} graphs of "
+        f"N={n_nodes}, C=2 per seed: SBM a={a:g}, b={b:g} (dashed) vs regular SBM with degrees "
+        f"{d_in} within / {d_out} across (solid); full-batch GD, {steps} steps of lr {lr:g}, "
+        f"λ_W = {lambda_w:g}, λ_H = {lambda_h:g}; {seeds_note(seeds)}",
+        fontsize=8,
+    )
+    return fig
+
+
+@register_figure("gnn_nc_heterophilic")
+def gnn_nc_heterophilic(
+    *,
+    models: tuple[str, ...] = ("gnn_nc", "gnn_nc_noself"),
+    n_nodes: Annotated[int, Interval(ge=10)] = 1000,
+    a: Annotated[float, Interval(ge=0)] = 25.0,
+    b: Annotated[float, Interval(ge=0)] = 1.7,
+    n_train: Annotated[int, Interval(ge=1)] = 64,
+    n_test: Annotated[int, Interval(ge=1)] = 16,
+    epochs: Annotated[int, Interval(ge=1)] = 4,
+    depth: Annotated[int, Interval(ge=1)] = 32,
+    seeds: tuple[int, ...] = (0, 1, 2),
+) -> Figure:
+    """log₁₀ NC1 of Hˡ across depth on homophilic (p inside, q across communities) and
+    heterophilic (p ↔ q) SBM graphs, for GNNs with and without the self weight.
+
+    Per seed and graph kind each model in ``models`` is trained for ``epochs`` on ``n_train``
+    graphs (p = a/N, q = b/N, swapped when heterophilic) and measured on ``n_test`` held-out
+    graphs. Curves: mean over seeds of the per-seed mean over graphs of log₁₀ NC1, band
+    min–max over seeds; the legend gives the held-out overlap (mean over seeds).
+    """
+    kinds = {False: "homophilic", True: "heterophilic"}
+    curves: dict[tuple[str, bool], list[Tensor]] = {}
+    overlaps: dict[tuple[str, bool], list[float]] = {}
+    for seed in seeds:
+        for het in kinds:
+            dm = create_datamodule(
+                "gnn_nc", seed=seed, heterophilic=het, n_train=n_train, n_val=1, n_test=n_test,
+                batch_size=1, **_sbm_kwargs(n_nodes, a, b),
+            )  # fmt: skip
+            graphs = dm.split("test")
+            for name in models:
+                trained = _train_gnn(dm, depth, epochs, seed, name=name)
+                curves.setdefault((name, het), []).append(_mean_log10(_layer_nc1(trained, graphs)))
+                ov = float(_gnn_overlap(trained, graphs).mean())
+                overlaps.setdefault((name, het), []).append(ov)
+                log.info("gnn_nc_heterophilic seed=%d %s het=%s: overlap %.4f", seed, name, het, ov)
+    fig, ax = new_figure(figsize=(7, 4.6))
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    for i, name in enumerate(models):
+        for het, kind in kinds.items():
+            runs = torch.stack(curves[(name, het)])
+            ov = sum(overlaps[(name, het)]) / len(seeds)
+            plot_seeds(
+                ax, list(range(runs.shape[1])), runs, "--" if het else "o-", ms=3,
+                color=colors[i % 4], label=f"{name}, {kind} (overlap {ov:.3f})",
+            )  # fmt: skip
+            log.info("gnn_nc_heterophilic %s %s: %s", name, kind, _fmt(runs.mean(0)))
+    ax.set_xlabel(r"GNN layer $\ell$")
+    ax.set_ylabel(r"mean over graphs of $\log_{10}$ NC1 of $H^\ell$")
+    ax.set_title(
+        f"SBM N={n_nodes}, C=2, a={a:g}, b={b:g}; heterophilic: a ↔ b; each model trained per "
+        f"seed and kind: {epochs} epochs × {n_train} graphs = {epochs * n_train} SGD steps\n"
+        f"{n_test} held-out graphs per seed; {seeds_note(seeds)}",
+        fontsize=8,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return fig

@@ -10,6 +10,13 @@ with, for ``gnn_nc`` (PyG ``SAGEConv`` with mean aggregation, no bias — exactl
 
     conv(H) = H W₁ + (Â H) W₂,   (Â H)_i = mean_{j ∈ N(i)} h_j   (Â = D⁻¹A; W₁ optional)
 
+The registered variants of ``gnn_nc`` are the paper's other configurations:
+``gnn_nc_noself`` (no ``W₁``: ``conv(H) = (ÂH) W₂``), ``gnn_nc_paper`` and
+``gnn_nc_paper_noself`` (graphs of the paper code's effective density ``1 − (1 − p)²``,
+:data:`PAPER_DENSITY`), ``gnn_nc_c4`` (C = 4, p = 0.1, q = 0.0068, width 16, lr 0.006); they
+also report ``{stage}/nc1_depth_{h,ah}``, the depth at which the mean log₁₀ NC1 first falls
+below −1 (``nc1_depth_level``).
+
 and for ``gcn_nc`` (PyG ``GCNConv``),
 
     conv(H) = (Â H) W,   Â = D̃^{-1/2}(A + I)D̃^{-1/2}.
@@ -55,7 +62,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import scatter
 
 from zoo.core.config import Footprint, Interval
-from zoo.core.evaluation import Columns, Statistic, mean
+from zoo.core.evaluation import Columns, Statistic, format_metric, mean
 from zoo.core.module import ZooModule
 from zoo.core.registry import register_model
 from zoo.graphs.collapse import (
@@ -63,6 +70,7 @@ from zoo.graphs.collapse import (
     CollapseMetric,
     LayerwiseCollapse,
     best_permutation,
+    crossing_depth,
     nc_statistics,
     summary_table,
 )
@@ -204,6 +212,10 @@ class GNNCollapse(ZooModule):
             at evaluation), ``"instance"`` (per-graph InstanceNorm, affine), ``"none"``.
         track_collapse: compute the per-layer NC metrics on val/test (per graph) and the
             last-layer NC metrics on the training graphs (pooled).
+        nc1_depth_level: also report ``{stage}/nc1_depth_{h,ah}``, the depth at which the
+            mean over graphs of log₁₀ NC1 of Hˡ (ÂHˡ) first falls below this level
+            (:func:`zoo.graphs.collapse.crossing_depth`, L + 1 when it never does; ``None``:
+            not reported).
         **kwargs: optimiser hyper-parameters of :class:`zoo.core.ZooModule`.
     """
 
@@ -218,9 +230,12 @@ class GNNCollapse(ZooModule):
         depth: Annotated[int, Interval(ge=0)] = 32,
         norm: Literal["batch", "instance", "none"] = "batch",
         track_collapse: bool = True,
+        nc1_depth_level: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if nc1_depth_level is not None and not track_collapse:
+            raise ValueError("nc1_depth_level needs track_collapse=true (it is a statistic of NC1)")
         self.proj = nn.Linear(feature_dim, width, bias=False)
         convs = [self.make_conv(width, width) for _ in range(depth)]
         self.convs = nn.ModuleList([*convs, self.make_conv(width, n_classes)])
@@ -407,6 +422,10 @@ class GNNCollapse(ZooModule):
                     columns[column] = values
                     statistics.update(nc_statistics(column, key.split("/")[1]))
                 metric.reset()
+                level = self.hparams.nc1_depth_level
+                if level is not None:
+                    layers = [f"nc_{kind}/layer_{ell:02d}/nc1" for ell in range(len(metric))]
+                    statistics[f"nc1_depth_{kind}"] = crossing_depth(layers, level)
         self.log_estimates(stage, columns, statistics, prog_bar="overlap")
 
     def on_train_epoch_start(self) -> None:
@@ -430,6 +449,32 @@ class GNNCollapse(ZooModule):
         from zoo.graphs.callbacks import CollapsePlotCallback
 
         return [CollapsePlotCallback("nc1")]
+
+    def _depth_card(self, metrics: Mapping[str, Any]) -> list[str]:
+        """Markdown on the depth at which the mean log₁₀ NC1 first falls below the level."""
+        level = self.hparams.nc1_depth_level
+        if level is None:
+            return []
+        lines = [f"### Depth at which the mean over graphs of log₁₀ NC1 falls below {level:g}", ""]
+        for kind, label in (("h", "Hˡ"), ("ah", "ÂHˡ")):
+            key = f"test/nc1_depth_{kind}"
+            if key not in metrics:
+                continue
+            highs = [
+                metrics.get(f"{nc_log_key('test', kind, ell, 'nc1')}_log10_mean_ci", [0, 0])[1]
+                for ell in range(self.hparams.depth + 1)
+            ]
+            first = next((ell for ell, hi in enumerate(highs) if hi < level), None)
+            where = (
+                f"the first layer whose 95 % interval lies wholly below {level:g} is ℓ = {first}"
+                if first is not None
+                else f"no layer's 95 % interval lies wholly below {level:g}"
+            )
+            lines.append(
+                f"- {label}: crossing depth `{key}` = {format_metric(metrics, key)} (first "
+                f"crossing, interpolated between layers); {where}."
+            )
+        return [*lines, ""]
 
     def model_card_extra(self, metrics: dict[str, Any]) -> str:
         """Markdown tables of the test NC summaries per layer, each "value [lo, hi], n = G"."""
@@ -466,6 +511,7 @@ class GNNCollapse(ZooModule):
             },
             metrics,
         )
+        parts = self._depth_card(metrics) + parts
         if not parts:
             return ""
         head = [
@@ -494,8 +540,58 @@ class GNNCollapse(ZooModule):
 # enough for the quick-start run (experiment=<name> holds the paper-scale data).
 PAPER_OPTIMIZER = {"optimizer": "sgd", "lr": 4e-3, "momentum": 0.9, "weight_decay": 5e-4}
 QUICK_DATA = {"n_train": 32, "n_val": 4, "n_test": 8, "batch_size": 1}
+#: The paper's public code draws A_ij and A_ji independently and symmetrises with a max, so a
+#: pair is an edge with probability 1 − (1 − p)² = 2p − p²: its graphs are those of our SBM at
+#: these effective densities (p = 0.025 → 0.049375, q = 0.0017 → 0.00339711).
+PAPER_DENSITY = {"p": 0.049375, "q": 0.00339711}  # exact decimals of 1 − (1 − p)²
+#: the variants report the depth at which the mean log₁₀ NC1 first falls below −1
+DEPTH = {"nc1_depth_level": -1.0}
+NO_SELF = {**PAPER_OPTIMIZER, **DEPTH, "self_weight": False}
 
 
+@register_model(
+    "gnn_nc_c4",
+    data="sbm",
+    defaults={
+        **PAPER_OPTIMIZER,
+        **DEPTH,
+        "lr": 6e-3,
+        "n_classes": 4,
+        "feature_dim": 16,
+        "width": 16,
+    },
+    data_defaults={**QUICK_DATA, "p": 0.1, "q": 0.0068},
+    shared=("n_classes", "feature_dim"),
+    description="gnn_nc for C = 4 communities (p = 0.1, q = 0.0068, width 16, SGD lr 0.006).",
+    paper=PAPER,
+)
+@register_model(
+    "gnn_nc_paper_noself",
+    data="sbm",
+    defaults=NO_SELF,
+    data_defaults={**QUICK_DATA, **PAPER_DENSITY},
+    shared=("n_classes", "feature_dim"),
+    description="gnn_nc_noself on graphs of the paper code's effective density 1 − (1 − p)².",
+    paper=PAPER,
+)
+@register_model(
+    "gnn_nc_paper",
+    data="sbm",
+    defaults={**PAPER_OPTIMIZER, **DEPTH},
+    data_defaults={**QUICK_DATA, **PAPER_DENSITY},
+    shared=("n_classes", "feature_dim"),
+    description="gnn_nc on graphs of the paper code's effective density 1 − (1 − p)².",
+    paper=PAPER,
+)
+@register_model(
+    "gnn_nc_noself",
+    data="sbm",
+    defaults=NO_SELF,
+    data_defaults=QUICK_DATA,
+    shared=("n_classes", "feature_dim"),
+    description="gnn_nc without the self weight W₁: Hˡ⁺¹ = norm(ReLU(ÂHˡ W₂)).",
+    paper=PAPER,
+)
 @register_model(
     "gnn_nc",
     data="sbm",
