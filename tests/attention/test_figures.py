@@ -14,9 +14,11 @@ from zoo.attention import figures
 from zoo.attention.figures import (
     checkpoint_error,
     lowrank_attention_rank,
+    rank_transformer,
     rf_attention_risk,
     ridge_risk_curve,
     train_lowrank,
+    train_rank_transformer,
 )
 from zoo.core.figures import list_figures, run_figure
 
@@ -24,10 +26,14 @@ CONFIGS = Path(__file__).resolve().parents[2] / "recipes" / "configs" / "fig"
 
 
 def test_figures_registered() -> None:
-    assert {"rf_attention_risk", "lowrank_attention_rank"} <= set(list_figures())
+    assert {"rf_attention_risk", "lowrank_attention_rank", "rank_transformer"} <= set(
+        list_figures()
+    )
 
 
-@pytest.mark.parametrize("name", ["rf_attention_risk", "lowrank_attention_rank"])
+@pytest.mark.parametrize(
+    "name", ["rf_attention_risk", "lowrank_attention_rank", "rank_transformer"]
+)
 def test_figure_defaults_average_three_seeds(name: str) -> None:
     """The signature and the recipe agree on every parameter, and both use >= 3 seeds."""
     config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
@@ -132,3 +138,36 @@ def test_checkpoint_error_is_the_shipped_checkpoints_estimate() -> None:
     assert (
         checkpoint_error("lowrank_attention", dim=8, n_keys=16, temperature=256.0, n_test=8) is None
     )
+
+
+def test_train_rank_transformer_learns_something() -> None:
+    err = train_rank_transformer(
+        dim=8, n_points=6, heads=1, rank=8, steps=150, batch_size=64, lr=3e-2, n_test=512
+    )
+    assert err < 0.9  # predicting 0 scores 1, the untrained layer ≈ 1.3
+
+
+def test_rank_transformer_figure_runs(tmp_path: Path) -> None:
+    params = {"dim": 4, "n_points": 4, "ranks": [1, 4], "budgets": [2.0, 3.0], "depths": [1, 2]}
+    params |= {"steps": 5, "batch_size": 32, "n_test": 64}
+    paths = run_figure("rank_transformer", tmp_path, **params, seeds=[0])
+    assert [p.suffix for p in paths] == [".png", ".pdf"] and paths[0].is_file()
+    with pytest.raises(ValueError, match="need r <= dim"):
+        rank_transformer(dim=4, ranks=[3], budgets=[2.0], seeds=(0,))
+
+
+def test_rank_transformer_figure_budgets_and_shared_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Budget d^e means H·r = d^(e−1); the one-layer d² runs serve both panels."""
+    calls = []
+
+    def fake(*, heads: int, rank: int, layers: int, seed: int, **kw: object) -> float:
+        calls.append((heads, rank, layers, seed))
+        return heads * rank + layers / 10 + seed
+
+    monkeypatch.setattr(figures, "train_rank_transformer", fake)
+    fig = rank_transformer(dim=4, ranks=[1, 4], budgets=[2.0, 3.0], depths=[1, 3], seeds=(0, 1, 2))
+    settings = [(4, 1, 1), (1, 4, 1), (16, 1, 1), (4, 4, 1), (4, 1, 3), (1, 4, 3)]
+    assert sorted(calls) == sorted((*st, s) for st in settings for s in (0, 1, 2))
+    d2, d3 = (line.get_ydata() for line in fig.axes[0].lines[:2])
+    assert list(d2) == pytest.approx([4.1 + 1, 4.1 + 1]) and list(d3) == pytest.approx([17.1, 17.1])
+    assert len(fig.axes[1].collections) == 2  # a band per depth

@@ -8,6 +8,9 @@
   number of heads at a fixed rank; each point is a fresh-sample Adam run of
   :func:`zoo.core.figures.quick_fit`, and the shipped full-rank checkpoint is drawn at r = d
   with its 95 % interval (:func:`checkpoint_error`).
+- ``rank_transformer``: farthest-point test error of ``rank_transformer`` vs the rank of its
+  heads, at the paper's three per-layer parameter budgets and at depths 1, 3, 5
+  (:func:`train_rank_transformer`).
 
 With several ``seeds`` (data, features and initialisation), lines are the mean over seeds and
 bands the min–max.
@@ -37,9 +40,11 @@ from zoo.core.registry import create, create_datamodule
 __all__ = [
     "checkpoint_error",
     "lowrank_attention_rank",
+    "rank_transformer",
     "rf_attention_risk",
     "ridge_risk_curve",
     "train_lowrank",
+    "train_rank_transformer",
 ]
 
 log = logging.getLogger(__name__)
@@ -335,5 +340,143 @@ def lowrank_attention_rank(
         f"nearest neighbour, d = {dim}, N = {n_keys}, one layer: {steps} Adam steps "
         f"× {batch_size} fresh samples per run, test on {n_test} sets ({seeds_note(seeds)})",
         fontsize=10,
+    )
+    return fig
+
+
+def train_rank_transformer(
+    *,
+    dim: int,
+    n_points: int,
+    heads: int,
+    rank: int,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    layers: int = 1,
+    ff: int = 0,
+    norm: str = "l2_fixed",
+    n_test: int = 4096,
+    seed: int = 0,
+    accelerator: str = "cpu",
+) -> float:
+    """Train ``rank_transformer`` on fresh farthest-point sets; return its test error.
+
+    ``steps`` AdamW steps (cosine schedule) of :func:`~zoo.core.figures.quick_fit` on the
+    registered ``sets`` datamodule (``self_farthest``, ``resample=True``: every epoch of 64
+    batches is new), data drawn on the trainer's device (``accelerator`` ``"cpu"`` or
+    ``"gpu"``); the error is MSE·d per point on ``n_test`` held-out sets of ``seed``.
+    """
+    seed_everything(seed)
+    model = create(
+        "rank_transformer",
+        dim=dim,
+        heads=heads,
+        rank=rank,
+        layers=layers,
+        ff=ff,
+        norm=norm,
+        optimizer="adamw",
+        lr=lr,
+        scheduler="cosine",
+    )
+    data = create_datamodule(
+        model,
+        n_set=n_points,
+        n_train=min(steps, 64) * batch_size,
+        n_val=batch_size,
+        n_test=n_test,
+        batch_size=batch_size,
+        seed=seed,
+        device="cuda" if accelerator == "gpu" else "cpu",
+    )
+    quick_fit(model, data, max_steps=steps, seed=seed, accelerator=accelerator)
+    return quick_test(model, data, accelerator=accelerator)["test/error"]
+
+
+@register_figure("rank_transformer")
+def rank_transformer(
+    *,
+    dim: Annotated[int, Interval(ge=1)] = 16,
+    n_points: Annotated[int, Interval(ge=2)] = 16,
+    ranks: list[int] | None = None,
+    budgets: list[float] | None = None,
+    depths: list[int] | None = None,
+    steps: Annotated[int, Interval(ge=1)] = 300,
+    batch_size: Annotated[int, Interval(ge=1)] = 64,
+    lr: Annotated[float, Interval(gt=0)] = 5e-2,
+    ff: Annotated[int, Interval(ge=0)] = 0,
+    norm: str = "l2_fixed",
+    n_test: Annotated[int, Interval(ge=1)] = 2048,
+    accelerator: str = "cpu",
+    seeds: tuple[int, ...] = (0, 1, 2),
+) -> Figure:
+    """Farthest-point error of a transformer vs the rank r of its heads, per parameter budget
+    and per depth (Amsel, Yehudai & Bruna's figure, at a reduced budget).
+
+    Left: one block, budget d^e per attention layer for e in ``budgets`` (H·r = d^(e−1), so
+    H = d^(e−1)/r heads of rank r). Right: ``depths`` blocks of budget d² each (H = d/r).
+    Every point is one :func:`train_rank_transformer` run of ``steps`` steps per seed on
+    ``n_points`` points in R^``dim``, scored on ``n_test`` test sets (runs shared by both
+    panels are trained once). ``accelerator="gpu"`` runs the same code on a GPU.
+    """
+    from matplotlib.ticker import NullFormatter
+
+    ranks = sorted(ranks or [1, 4, 16])
+    budgets = sorted(budgets or [2.0, 2.5, 3.0])
+    depths = sorted(depths or [1, 3, 5])
+    width = {e: round(dim ** (e - 1)) for e in budgets}  # H·r of each budget
+    bad = [(e, r) for e in budgets for r in ranks if r > dim or width[e] % r]
+    if bad:
+        raise ValueError(f"(budget, rank) {bad}: need r <= dim and r | d^(e−1) = H·r")
+    common = {
+        "dim": dim,
+        "n_points": n_points,
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "ff": ff,
+        "norm": norm,
+        "n_test": n_test,
+        "accelerator": accelerator,
+    }
+    errors: dict[tuple[int, int, int, int], float] = {}
+
+    def error(heads: int, rank: int, layers: int, seed: int) -> float:
+        key = (heads, rank, layers, seed)
+        if key not in errors:
+            errors[key] = train_rank_transformer(
+                heads=heads, rank=rank, layers=layers, seed=seed, **common
+            )
+            log.info("H=%d r=%d L=%d seed=%d: error %.4g", *key, errors[key])
+        return errors[key]
+
+    by_budget = {
+        e: [[error(width[e] // r, r, 1, s) for r in ranks] for s in seeds] for e in budgets
+    }
+    by_depth = {L: [[error(dim // r, r, L, s) for r in ranks] for s in seeds] for L in depths}
+
+    fig, (a1, a2) = new_figure(1, 2, figsize=(10, 4.0))
+    for i, e in enumerate(budgets):
+        plot_seeds(
+            a1, ranks, by_budget[e], label=f"budget d^{e:g} (H·r = {width[e]})", color=f"C{i}"
+        )
+    for i, L in enumerate(depths):
+        plot_seeds(a2, ranks, by_depth[L], "s-", label=f"{L} layer(s)", color=f"C{i + 3}")
+    for ax, title in ((a1, "one layer, per-layer budget H·r·d"), (a2, "budget d² per layer")):
+        ax.set(xscale="log", yscale="log", xlabel="rank r per head", title=title)
+        ax.set_xticks(ranks, [str(r) for r in ranks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":", label="predicting 0")
+        # a unit vector uncorrelated with the answer: ‖u − y‖² = 2 (what x/‖x‖ outputs start at)
+        ax.axhline(2.0, color="grey", lw=0.8, ls="--", label="unit vector orthogonal to the answer")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="lower left")
+    a1.set_ylabel("test error  MSE·d per point")
+    fig.suptitle(
+        f"farthest point (self-attention), d = {dim}, N = {n_points}: {steps} AdamW steps × "
+        f"{batch_size} fresh sets per run, lr {lr:g}, ff = {ff}, norm {norm}\nreduced budget "
+        f"(paper: d = 64, ~10⁵ steps); test on {n_test} sets ({seeds_note(seeds)})",
+        fontsize=9,
     )
     return fig
