@@ -28,6 +28,8 @@ FAST = {
     "convnet_bp",
     "deepsets",
     "relation_net",
+    "rank_transformer",
+    "rank_transformer_r8",
     "rf_attention",
     "rf_mlp",
     "slater",

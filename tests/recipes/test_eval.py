@@ -128,6 +128,32 @@ def test_reproduce_logs_pngs_as_wandb_images(compose_cfg, tmp_path: Path, toy_fi
     assert len(media) == 1 and media[0].stat().st_size > 0
 
 
+def test_reproduce_passes_the_trainer_accelerator_to_figures_that_take_one(
+    compose_cfg, tmp_path: Path
+) -> None:
+    from reproduce import reproduce
+
+    seen: list[str] = []
+
+    @register_figure("_toy_accel")
+    def toy(*, seeds: tuple[int, ...] = (0,), accelerator: str = "gpu"):
+        seen.append(accelerator)
+        fig, _ = new_figure(figsize=(2, 2))
+        return fig
+
+    try:
+        cfg = compose_cfg("reproduce", ["fig=gnn_nc_depth", f"out_dir={tmp_path}"], tmp_path)
+        with open_dict(cfg):
+            cfg.fig = {"name": "_toy_accel", "seeds": [0]}
+        reproduce(cfg)
+        assert seen == ["cpu"]  # trainer=cpu, the default, not the figure's own default
+        gpu = compose_cfg("reproduce", ["fig=gnn_nc_depth", "trainer=gpu"], tmp_path)
+        with pytest.raises(ValueError, match="trains on the CPU only"):
+            reproduce(gpu)  # gnn_nc_depth takes no accelerator
+    finally:
+        FIGURES.remove("_toy_accel")
+
+
 def test_only_evaluation_hparams_can_be_overridden(compose_cfg, tmp_path: Path) -> None:
     from eval import apply_eval_hparams
 

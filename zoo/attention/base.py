@@ -137,7 +137,7 @@ class EvaluatedModule(ZooModule):
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         x, y = batch[0], batch[1]
         loss = self.loss(self(x), y)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(x), sync_dist=True)
+        self.log_train("loss", loss, weight=len(x), prog_bar=True)
         return loss
 
     def eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
@@ -259,10 +259,10 @@ class RandomFeatureModel(EvaluatedModule):
         if self.hparams.solver == "ridge":  # V is already the closed form: only log
             with torch.no_grad():
                 loss = self.loss(self(x), y)
-            self.log("train/loss", loss, prog_bar=True, batch_size=len(x), sync_dist=True)
+            self.log_train("loss", loss, weight=len(x), prog_bar=True)
             return loss
         mse = self.loss(self(x), y)
-        self.log("train/loss", mse, prog_bar=True, batch_size=len(x), sync_dist=True)
+        self.log_train("loss", mse, weight=len(x), prog_bar=True)
         if self.hparams.l2 > 0:
             return mse + self.hparams.l2 * self.readout.pow(2).sum()
         return mse

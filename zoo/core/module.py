@@ -172,6 +172,7 @@ class ZooModule(pl.LightningModule):
         weight: float | Tensor = 1.0,
         reduce: Literal["mean", "sum"] = "mean",
         prog_bar: bool = False,
+        live: bool = False,
     ) -> None:
         """Add one training step's ``value`` (a scalar) to the epoch's ``train/<name>``.
 
@@ -179,8 +180,15 @@ class ZooModule(pl.LightningModule):
         torchmetrics aggregator, is logged once when the epoch ends. A per-step ``self.log``
         costs about a millisecond of Lightning bookkeeping: for the zoo's tiny models more
         than the step itself. The update neither syncs with the device nor checks for NaNs
-        (a non-finite loss already stops the run, see :meth:`on_before_backward`).
+        (a non-finite loss already stops the run, see :meth:`on_before_backward`). With
+        ``live`` (for long epochs) the step's value is also logged as ``train/<name>_step``,
+        on the trainer's logging steps only (every ``log_every_n_steps``) and in the bar.
         """
+        if live:
+            trainer = self._trainer
+            every = trainer.log_every_n_steps if trainer is not None else 1
+            if (self.global_step + 1) % every == 0:
+                self.log(f"train/{name}_step", value, on_step=True, on_epoch=False, prog_bar=True)
         found = self._train_aggregates.get(name)
         if found is None:
             cls = MeanMetric if reduce == "mean" else SumMetric

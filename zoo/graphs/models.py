@@ -375,16 +375,10 @@ class GNNCollapse(ZooModule):
         n_g = torch.bincount(batch, minlength=g) if batch is not None else y.new_tensor([len(y)])
         accs = correct.float() / n_g.clamp_min(1)  # (G,) permutation-maximised accuracy
         acc = accs.mean()
-        if stage == "train":
-            # A self.log call costs ~3 ms of Lightning bookkeeping, a tenth of a step here:
-            # the step loss is logged only on the trainer's logging steps, and the epoch
-            # means of loss and accuracy are accumulated here and logged at epoch end.
-            stats = torch.stack([loss.detach(), acc.detach(), loss.new_tensor(1.0)])
-            self._train_sums = self._train_sums.to(stats) + stats * g
-            trainer = getattr(self, "_trainer", None)
-            every = trainer.log_every_n_steps if trainer is not None else 1
-            if (self.global_step + 1) % every == 0:
-                self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        if stage == "train":  # epoch means over graphs; the step loss on logging steps
+            self.log_train("loss", loss, weight=g, live=True)
+            self.log_train("acc", acc, weight=g)
+            self.log_train("overlap", (acc - 1.0 / c) / (1.0 - 1.0 / c), weight=g)
         else:
             overlaps = (accs - 1.0 / c) / (1.0 - 1.0 / c)  # = collapse.overlap per graph
             self.graph_columns[stage].update(loss=losses, overlap=overlaps, acc=accs)
@@ -428,15 +422,8 @@ class GNNCollapse(ZooModule):
                     statistics[f"nc1_depth_{kind}"] = crossing_depth(layers, level)
         self.log_estimates(stage, columns, statistics, prog_bar="overlap")
 
-    def on_train_epoch_start(self) -> None:
-        self._train_sums = torch.zeros(3, device=self.device)  # Σ_g (loss, acc, 1)
-
     def on_train_epoch_end(self) -> None:
-        c = self.hparams.n_classes
-        loss, acc = self._train_sums[:2] / self._train_sums[2].clamp_min(1)
-        self.log("train/loss", loss, sync_dist=True)
-        self.log("train/acc", acc, sync_dist=True)
-        self.log("train/overlap", (acc - 1.0 / c) / (1.0 - 1.0 / c), sync_dist=True)
+        super().on_train_epoch_end()
         if self.hparams.track_collapse:
             vals = self.nc_train.compute()
             self.log_dict({nc_log_key("train", "h", "last", k): v.float() for k, v in vals.items()})
