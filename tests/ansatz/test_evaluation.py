@@ -20,6 +20,7 @@ _SMALL = {
     "sym_single_index": {},
     "slater": {"n_dets": 2},
     "jastrow": {"n_dets": 2, "jastrow_hidden": 4},
+    "backflow": {"n_dets": 2, "hidden": 6, "pair_hidden": 3},
 }
 _SET_METRICS = set(STATISTICS)
 
@@ -53,7 +54,7 @@ def test_every_test_metric_has_an_interval_and_n(name: str) -> None:
         assert n == (1 if key == "overlap" else 200), key
 
 
-@pytest.mark.parametrize("name", ["relation_net", "jastrow"])
+@pytest.mark.parametrize("name", ["relation_net", "jastrow", "backflow"])
 def test_values_are_the_statistics_of_the_whole_test_split(name: str) -> None:
     """Independent of the protocol's code: the metrics from f and y of the test split."""
     model = _model(name)

@@ -19,6 +19,7 @@ split (:func:`split_nmse`) and draw the mean over seeds with a min–max band
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from torch import nn
 
 from zoo.ansatz.base import SetRegressor, nmse
 from zoo.ansatz.targets import link_function
+from zoo.core.checkpoint import load
 from zoo.core.evaluation import bootstrap
 from zoo.core.figures import (
     StepTrace,
@@ -165,41 +167,68 @@ def _log_axes(ax: Any, xs: Sequence[int], xlabel: str, title: str) -> None:
     ax.grid(alpha=0.3, which="both")
 
 
+def _n_params(name: str, **hparams: Any) -> int:
+    """Number of parameters of model ``name`` built with ``hparams``."""
+    return sum(p.numel() for p in create(name, **hparams).parameters())
+
+
 @register_figure("ansatz_slater_vs_jastrow")
 def slater_vs_jastrow(
     *,
     lams: tuple[float, ...] = (1.0, 1.5, 2.5),
-    dets: tuple[int, ...] = (1, 2, 4, 8),
+    dets: tuple[int, ...] = (1, 2, 4, 8, 16),
     n_set: int = 4,
     n_basis: int = 12,
+    std: float = 1.5,
+    backflow: dict[str, int] | None = None,
     n_train: int = 4096,
-    n_test: int = 32768,
-    epochs: int = 30,
+    n_test: int = 16384,
+    epochs: int = 16,
     lr: float = 1e-2,
     new_scale: float = 0.3,
+    checkpoints: tuple[str, ...] = ("slater_l25", "jastrow_l25", "backflow"),
     seeds: tuple[int, ...] = (0, 1, 2),
 ) -> Figure:
-    """Test nmse vs K for ``slater`` and ``jastrow`` (Hermite orbitals) on Ψ_λ, N = n_set.
+    """Test nmse vs K for ``slater``, ``jastrow`` (Hermite orbitals) and ``backflow`` on Ψ_λ,
+    N = n_set, x_i ~ N(0, std²).
 
     A nested sweep (:func:`nested_sweep`): K determinants start from the trained K′ < K
     ones plus K − K′ new determinants with ``new_scale`` × their initial coefficients, and
     train ``epochs`` more (Adam at ``lr``, a cosine schedule per K); the first Slater sum
     trains from scratch, and the first Jastrow–Slater model starts from it with J = 0 (the
     same function: from scratch, the Jastrow factor can scale f to 0 within 20 steps and
-    stay there). Validation (for keeping a warm start) and test splits have ``n_test`` sets
-    each: the squared error per set is heavy-tailed, so smaller splits disagree on which of two
-    close models is better.
+    stay there). ``backflow`` (its hyper-parameters; default: width 20, pair width 8, 2
+    layers, the parameter count of ``jastrow`` at K = 1) trains its first K for 2 × ``epochs``
+    from scratch (the budget of the first Jastrow–Slater model and the Slater sum it starts
+    from), then nests like the others. Validation (for keeping a warm
+    start) and test splits have ``n_test`` sets each. The shipped ``checkpoints`` trained on
+    a panel's data (same N, λ, std; trained for 100 epochs of 16 384 sets) are drawn as
+    black markers at their K, evaluated on the test split of the first seed.
     """
-    fig, axes = new_figure(1, len(lams), figsize=(4 * len(lams), 3.6), sharey=True, squeeze=False)
-    data = {"n_train": n_train, "n_val": n_test, "n_test": n_test, "batch_size": 256}
+    bf = {"hidden": 20, "pair_hidden": 8, "layers": 2, **(backflow or {})}
+    fig, axes = new_figure(1, len(lams), figsize=(4 * len(lams), 3.8), sharey=True, squeeze=False)
+    data = {
+        "n_train": n_train,
+        "n_val": n_test,
+        "n_test": n_test,
+        "batch_size": 256,
+        "sampler_params": {"std": std},
+    }
+    common = {"n_set": n_set}
+    sizes = {
+        "slater": [_n_params("slater", n_dets=k, n_basis=n_basis, **common) for k in dets],
+        "jastrow": [_n_params("jastrow", n_dets=k, n_basis=n_basis, **common) for k in dets],
+        "backflow": [_n_params("backflow", n_dets=k, **bf, **common) for k in dets],
+    }
     for ax, lam in zip(axes[0], lams):
-        runs: dict[str, list[list[float]]] = {"slater": [], "jastrow": []}
+        runs: dict[str, list[list[float]]] = {name: [] for name in sizes}
         for seed in seeds:
             start = None
-            for name in runs:
+            lam_data = {**data, "target_params": {"lam": lam}}
+            for name in ("slater", "jastrow"):
                 errors, models = nested_sweep(
                     name,
-                    {**data, "target_params": {"lam": lam}},
+                    lam_data,
                     "n_dets",
                     dets,
                     epochs=epochs,
@@ -212,16 +241,55 @@ def slater_vs_jastrow(
                 )
                 runs[name].append(errors)
                 start = models[0]  # Jastrow·Slater starts from the first Slater sum (J = 0)
-        for (name, errs), style in zip(runs.items(), ("o-", "s--")):
-            plot_seeds(ax, list(dets), errs, style, label=name)
+            first, grown = nested_sweep(
+                "backflow",
+                lam_data,
+                "n_dets",
+                dets[:1],
+                epochs=2 * epochs,
+                lr=lr,
+                seed=seed,
+                n_set=n_set,
+                **bf,
+            )
+            rest, _ = nested_sweep(
+                "backflow",
+                lam_data,
+                "n_dets",
+                dets[1:],
+                epochs=epochs,
+                lr=lr,
+                seed=seed,
+                scale=new_scale,
+                start=grown[0],
+                n_set=n_set,
+                **bf,
+            )
+            runs["backflow"].append(first + rest)
+        for (name, errs), style in zip(runs.items(), ("o-", "s--", "^-.")):
+            n = sizes[name]
+            span = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
+            plot_seeds(ax, list(dets), errs, style, label=f"{name} ({span} params)")
+        for name, marker in zip(checkpoints, ("*", "P", "X")):
+            model = load(name)
+            ck = model.zoo_data_config or {}
+            same = {"n_set": n_set, "target_params": {"lam": lam}, "sampler_params": {"std": std}}
+            if {k: ck.get(k) for k in same} == same:
+                dm = create_datamodule(model, seed=seeds[0], n_val=1, n_test=n_test)
+                err = split_nmse(model.eval(), dm, "test")
+                k = model.hparams.n_dets
+                ax.plot([k], [err], marker, color="k", ms=9, label=f"checkpoint {name}")
         _log_axes(ax, dets, "determinants K", f"λ = {lam}")
+        ax.legend(fontsize=7)
     axes[0][0].set_ylabel("test nmse  Σ(f−Ψ)²/Σ(Ψ−Ψ̄)²")
-    axes[0][0].legend()
     steps = epochs * -(-n_train // data["batch_size"])
     fig.suptitle(
-        f"Calogero Ψ_λ, N = {n_set}, M = {n_basis} Hermite orbitals: Slater sum vs "
-        f"Jastrow·Slater; {seeds_note(seeds)}\neach K: {epochs} epochs ({steps} Adam steps) "
-        f"warm-started from the previous K, {n_train} training / {n_test} test sets"
+        f"Calogero Ψ_λ, N = {n_set}, x_i ~ N(0, {std}²), M = {n_basis} Hermite orbitals: Slater "
+        f"sum vs Jastrow·Slater vs backflow; {seeds_note(seeds)}\neach K: {epochs} epochs "
+        f"({steps} Adam steps) warm-started from the previous K (first Jastrow K from the "
+        f"Slater K = 1, first backflow K: {2 * steps} steps), {n_train} training / {n_test} "
+        "test sets",
+        fontsize=9,
     )
     return fig
 
@@ -230,24 +298,26 @@ def slater_vs_jastrow(
 def deepsets_vs_relnet(
     *,
     widths: tuple[int, ...] = (1, 2, 4, 8, 16, 32),
-    settings: tuple[tuple[int, int], ...] = ((2, 4), (4, 4), (8, 4)),
+    settings: tuple[tuple[int, int], ...] = ((4, 4), (8, 4)),
     beta: float = 2.0,
     hidden: int = 64,
     n_train: int = 4096,
-    epochs: int = 15,
+    epochs: int = 25,
     lr: float = 1e-2,
     seeds: tuple[int, ...] = (0, 1, 2),
 ) -> Figure:
     """Test nmse vs latent width L for ``deepsets`` and ``relation_net``; ``settings`` is a
     list of (D, N); target Σ_{i<j} exp(β⟨x_i, x_j⟩), x_i uniform on S^{D−1}.
 
-    A nested sweep (:func:`nested_sweep`): width L starts from the trained L′ < L network
-    with the new latent channels' weights into ρ at 0 (the same function), and trains
-    ``epochs`` more (Adam at ``lr``, a cosine schedule per L) on a fresh draw of ``n_train``
-    sets every epoch.
+    A relation net represents the target at L = 1 (ψ = exp(β⟨·, ·⟩)); a DeepSets needs the
+    spherical harmonics of every degree the target contains, a number that grows like D^k. A
+    nested sweep (:func:`nested_sweep`): width L starts from the trained L′ < L network with
+    the new latent channels' weights into ρ at 0 (the same function), and trains ``epochs``
+    more (Adam at ``lr``, a cosine schedule per L) on a fresh draw of ``n_train`` sets every
+    epoch.
     """
     fig, axes = new_figure(
-        1, len(settings), figsize=(4 * len(settings), 3.6), sharey=True, squeeze=False
+        1, len(settings), figsize=(4 * len(settings), 3.8), sharey=True, squeeze=False
     )
     batch = 256
     for ax, (d, n) in zip(axes[0], settings):
@@ -280,75 +350,123 @@ def deepsets_vs_relnet(
             ]
             plot_seeds(ax, list(widths), runs, style, label=name)
         _log_axes(ax, widths, "width L", f"D = {d}, N = {n}")
+        ax.legend(fontsize=7)
     axes[0][0].set_ylabel("test nmse")
-    axes[0][0].legend()
     steps = epochs * -(-n_train // batch)
     fig.suptitle(
-        f"Σ_{{i<j}} exp({beta}⟨x_i, x_j⟩) on the sphere, hidden {hidden}; {seeds_note(seeds)}\n"
-        f"each L: {epochs} epochs ({steps} Adam steps, {n_train} fresh sets per epoch) "
-        "warm-started from the previous L; 8192 test sets"
+        f"Σ_{{i<j}} exp({beta}⟨x_i, x_j⟩) on the sphere, hidden {hidden}; {seeds_note(seeds)}"
+        f"\neach L: {epochs} epochs ({steps} Adam steps, "
+        f"{n_train} fresh sets per epoch) warm-started from the previous L; 8192 test sets",
+        fontsize=9,
     )
     return fig
+
+
+def _first_success(values: Sequence[float], steps: Sequence[int], threshold: float) -> int | None:
+    """The first step whose overlap reaches ``threshold`` (None if none does)."""
+    return next((t for t, v in zip(steps, values) if v >= threshold), None)
 
 
 @register_figure("sym_single_index")
 def sym_single_index_overlap(
     *,
-    links: tuple[str, ...] = ("he1", "he2", "he3"),
-    beta: tuple[float, ...] = (0.5, -0.5, 0.0, 0.5, 0.0, 0.5),
-    n_set: int = 8,
-    steps: int = 1000,
+    links: tuple[str, ...] = ("he1", "he2", "he3", "he4"),
+    sizes: tuple[int, ...] = (4, 16),
+    n_set: int = 12,
+    steps: int = 500,
     batch_size: int = 64,
     lr: float = 0.05,
-    seeds: tuple[int, ...] = (0, 1, 2, 3),
+    threshold: float = 0.9,
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7),
 ) -> Figure:
-    """Overlap ⟨β, β*⟩/|β||β*| vs online-SGD step for ``sym_single_index`` on CUE sets, one
-    fresh batch per step, for each link g (He_k has information exponent k).
+    """Overlap ⟨β, β*⟩/|β||β*| vs online-SGD step for ``sym_single_index`` on CUE sets of
+    ``n_set`` eigenvalues, one fresh batch per step, for each link g (He_k has information
+    exponent k) and each input size K (the number of power sums, the dimension of β;
+    β* = (1, …, 1)/√K); the last panel is each seed's first step at which the overlap
+    reaches ``threshold`` (× at the budget where it does not), against k, and the median
+    where more than half of the seeds reach it.
 
-    For an even link β* and −β* define the same function, so its |overlap| is drawn.
+    For an even link β* and −β* define the same function, so its |overlap| is drawn and
+    counts; for an odd link only +β* is a solution.
     """
-    fig, ax = new_figure(figsize=(8, 3.6))
+    fig, axes = new_figure(1, len(sizes) + 1, figsize=(4.2 * (len(sizes) + 1), 3.8), squeeze=False)
     z = torch.linspace(0.1, 3.0, 7)
-    for c, link in enumerate(links):
-        g = link_function(link)
-        even = torch.allclose(g(z), g(-z))
-        curves = []
-        for seed in seeds:
-            seed_everything(seed)
-            model = create("sym_single_index", n_features=len(beta), link=link, lr=lr)
-            dm = create_datamodule(
-                model,
-                n_set=n_set,
-                target_params={"beta": list(beta), "link": link},
-                # every batch is fresh: the cached split, then a new draw every epoch
-                n_train=batch_size * min(steps, 64),
-                n_val=1,
-                n_test=1,
-                batch_size=batch_size,
-                seed=seed,
-                resample=True,
-            )
-            trace = StepTrace(lambda m: m.overlap(beta).item())
-            quick_fit(model, dm, max_steps=steps, seed=seed, callbacks=[trace])
-            curves.append([abs(o) for o in trace.values] if even else trace.values)
-            log.info("%s seed=%d final overlap %.3f", link, seed, trace.values[-1])
-        finals = ", ".join(f"{o[-1]:+.2f}" for o in curves)
-        label = f"{'|' + link + '|' if even else link} (final {finals})"
-        plot_seeds(ax, [s + 1 for s in trace.steps], curves, "-", label=label, color=f"C{c}")
-    ax.axhline(1.0, color="k", lw=0.5)
-    ax.axhline(0.0, color="k", lw=0.5)
-    ax.set(
-        xscale="log",
-        xlabel="SGD step + 1 (a fresh CUE batch each)",
-        ylabel="overlap ⟨β, β*⟩ / |β||β*|",
-        title=f"symmetric single index, N = {n_set}, K = {len(beta)}: {steps} online SGD steps, "
-        f"batch {batch_size}, lr = {lr}\n{seeds_note(seeds)}",
+    hitting: dict[int, list[tuple[int, list[int | None]]]] = {k: [] for k in sizes}
+    for ax, k in zip(axes[0], sizes):
+        beta = [1.0 / math.sqrt(k)] * k
+        for c, link in enumerate(links):
+            g = link_function(link)
+            even = torch.allclose(g(z), g(-z))
+            curves, hits = [], []
+            for seed in seeds:
+                seed_everything(seed)
+                model = create("sym_single_index", n_features=k, link=link, lr=lr)
+                dm = create_datamodule(
+                    model,
+                    n_set=n_set,
+                    target_params={"beta": beta, "link": link},
+                    # every batch is fresh: the cached split, then a new draw every epoch
+                    n_train=batch_size * min(steps, 64),
+                    n_val=1,
+                    n_test=1,
+                    batch_size=batch_size,
+                    seed=seed,
+                    resample=True,
+                )
+                trace = StepTrace(lambda m, b=beta: m.overlap(b).item())
+                quick_fit(model, dm, max_steps=steps, seed=seed, callbacks=[trace])
+                curve = [abs(o) for o in trace.values] if even else trace.values
+                curves.append(curve)
+                hits.append(_first_success(curve, trace.steps, threshold))
+                log.info("K=%d %s seed=%d final overlap %.3f", k, link, seed, trace.values[-1])
+            hitting[k].append((int(link[2:]) if link.startswith("he") else c + 1, hits))
+            reached = sum(h is not None for h in hits)
+            label = f"{'|' + link + '|' if even else link}: {reached}/{len(hits)} reach"
+            plot_seeds(ax, [s + 1 for s in trace.steps], curves, "-", label=label, color=f"C{c}")
+        ax.axhline(threshold, color="k", lw=0.5, ls=":")
+        ax.axhline(0.0, color="k", lw=0.5)
+        ax.set(
+            xscale="log",
+            xlabel="SGD step + 1 (a fresh CUE batch each)",
+            title=f"input size K = {k}",
+        )
+        ax.legend(fontsize=7, loc="upper left", title=f"overlap ≥ {threshold}", title_fontsize=7)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("overlap ⟨β, β*⟩ / |β||β*| (|·| for even g)")
+    last = axes[0][-1]
+    for i, (k, rows) in enumerate(hitting.items()):
+        offset = 0.12 * (2 * i - len(sizes) + 1)
+        for e, hits in rows:
+            jitter = torch.linspace(-0.04, 0.04, len(hits)).tolist()
+            ok = [(e + offset + j, h + 1) for j, h in zip(jitter, hits) if h is not None]
+            miss = [e + offset + j for j, h in zip(jitter, hits) if h is None]
+            first = e == rows[0][0]
+            label = f"K = {k}" if first else None
+            if ok:
+                last.plot(*zip(*ok), "o", color=f"C{i}", ms=4, label=label)
+                label = None
+            if miss:
+                last.plot(miss, [steps + 1] * len(miss), "x", color=f"C{i}", ms=5, label=label)
+        medians = [
+            (e + offset, sorted(h for h in hits if h is not None)[len(hits) // 2] + 1)
+            for e, hits in rows
+            if sum(h is not None for h in hits) * 2 > len(hits)
+        ]
+        if medians:
+            last.plot(*zip(*medians), "-", color=f"C{i}", lw=1)
+    last.axhline(steps + 1, color="k", lw=0.5, ls=":")
+    last.set(
+        yscale="log",
+        xlabel="information exponent k of g = He_k",
+        ylabel=f"first step + 1 with overlap ≥ {threshold}",
+        title="each seed (×: not reached); line: median",
     )
-    ax.legend(
-        title="link g (|·|: even link)\nfinal overlap per seed",
-        fontsize=8,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
+    last.set_xticks(sorted({e for rows in hitting.values() for e, _ in rows}))
+    last.legend(fontsize=7)
+    last.grid(alpha=0.3, which="both")
+    fig.suptitle(
+        f"symmetric single index, N = {n_set} CUE eigenvalues, β* = (1, …, 1)/√K: {steps} "
+        f"online SGD steps, batch {batch_size}, lr = {lr}; {seeds_note(seeds)}",
+        fontsize=9,
     )
-    ax.grid(alpha=0.3)
     return fig

@@ -1,7 +1,8 @@
 """Exact targets of the ansatz family, registered in the ``sets`` target registry.
 
 - ``pairwise_energy`` (symmetric): E(X) = Σ_{i<j} u(⟨x_i, x_j⟩), u(t) = exp(β t) (``u="exp"``,
-  default β = 2) or u(t) = t^p (``u="power"``, ``degree=p``).
+  default β = 2), u(t) = t^p (``u="power"``, ``degree=p``) or the Legendre polynomial P_p of
+  dimension D (``u="gegenbauer"``: only degree-p spherical harmonics).
 - ``calogero`` (antisymmetric, D = 1): Ψ_λ(x) = Π_{i<j} (x_i − x_j)|x_i − x_j|^{λ−1}
   · exp(−Σ_i x_i²/2). λ = 1 is the free-fermion ground state of the harmonic trap, a single
   Slater determinant of Hermite functions; non-integer λ is no finite Slater sum.
@@ -28,6 +29,7 @@ __all__ = [
     "LINKS",
     "calogero",
     "calogero_log",
+    "gegenbauer",
     "hermite_functions",
     "link_function",
     "normalized_power_sums",
@@ -41,18 +43,40 @@ def _pair_mask(n: int, device: torch.device) -> Tensor:
     return torch.ones(n, n, dtype=torch.bool, device=device).triu(1)
 
 
+def gegenbauer(t: Tensor, degree: int, dim: int) -> Tensor:
+    """The Legendre polynomial of ``degree`` in dimension D = ``dim`` (Gegenbauer C_k^{(D−2)/2}
+    normalised to P_k(1) = 1; D = 2: Chebyshev T_k, D = 3: Legendre): the zonal spherical
+    harmonic, P_k(⟨x, y⟩) ∝ Σ_m Y_km(x) Y_km(y) over the degree-k harmonics on S^{D−1}.
+    Recurrence P_{k+1} = ((2k + D − 2) t P_k − k P_{k−1}) / (k + D − 2). t: (...) → (...)."""
+    if dim < 2:
+        raise ValueError(f"gegenbauer polynomials need dim >= 2, got {dim}")
+    prev, cur = torch.ones_like(t), t
+    if degree == 0:
+        return prev
+    for k in range(1, degree):
+        prev, cur = cur, ((2 * k + dim - 2) * t * cur - k * prev) / (k + dim - 2)
+    return cur
+
+
 @register_target("pairwise_energy", symmetry="symmetric")
 def pairwise_energy(
-    x: Tensor, u: Literal["exp", "power"] = "exp", beta: float = 2.0, degree: int = 4
+    x: Tensor,
+    u: Literal["exp", "power", "gegenbauer"] = "exp",
+    beta: float = 2.0,
+    degree: int = 4,
 ) -> Tensor:
-    """E(X) = Σ_{i<j} u(⟨x_i, x_j⟩), u(t) = exp(β t) or t^degree; x: (B, N, D) → (B,)."""
+    """E(X) = Σ_{i<j} u(⟨x_i, x_j⟩), u(t) = exp(β t), t^degree or the degree-``degree``
+    Legendre polynomial of dimension D (:func:`gegenbauer`: on the sphere E then has only
+    degree-k harmonic content, E = ½(Σ_m c |Σ_i Y_km(x_i)|² − N)); x: (B, N, D) → (B,)."""
     gram = x @ x.transpose(-1, -2)  # (B, N, N)
     if u == "exp":
         v = torch.exp(beta * gram)
     elif u == "power":
         v = gram**degree
+    elif u == "gegenbauer":
+        v = gegenbauer(gram, degree, x.shape[-1])
     else:
-        raise ValueError(f"pairwise_energy: u={u!r} is not 'exp' or 'power'")
+        raise ValueError(f"pairwise_energy: u={u!r} is not 'exp', 'power' or 'gegenbauer'")
     return (v * _pair_mask(x.shape[1], x.device)).sum(dim=(-1, -2))
 
 
