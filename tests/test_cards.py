@@ -26,6 +26,7 @@ CHECKPOINTS = sorted(p.parent.name for p in checkpoints_root().glob("*/config.js
 #: checkpoints whose fresh evaluation takes a few seconds on a CI core: re-evaluated in CI
 FAST = {
     "convnet_bp",
+    "backflow",
     "deepsets",
     "relation_net",
     "rank_transformer",
@@ -33,6 +34,7 @@ FAST = {
     "rf_attention",
     "rf_mlp",
     "slater",
+    "slater_l25",
     "spectral_sbm",
     "sym_single_index",
     "unet_bp",

@@ -313,3 +313,17 @@ def test_the_lambda25_density_is_the_one_whose_squared_target_is_not_one_set() -
         w = torch.exp(2 * calogero_log(x, 2.5)[1])
         fractions.append(float(w.sum() ** 2 / (w**2).sum()) / len(w))
     assert fractions[0] < 2e-3 and fractions[1] > 2e-2, fractions
+
+
+def test_nonfinite_gradients_are_zeroed_without_a_host_sync() -> None:
+    from zoo.ansatz.blocks import zero_nonfinite_grads
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 1))
+    net(torch.randn(5, 3)).sum().backward()
+    before = [p.grad.clone() for p in net.parameters()]
+    ok = zero_nonfinite_grads(net)
+    assert isinstance(ok, torch.Tensor) and bool(ok)
+    assert all(torch.equal(p.grad, b) for p, b in zip(net.parameters(), before))
+    net[1].weight.grad[0, 2] = float("nan")
+    assert not bool(zero_nonfinite_grads(net))
+    assert all(torch.count_nonzero(p.grad) == 0 for p in net.parameters())

@@ -86,12 +86,13 @@ class SetRegressor(ZooModule):
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
+        self.log_train("loss", loss, prog_bar=True)
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Skip (zero) a step whose gradients are not finite; logs ``train/skipped``."""
-        self.log("train/skipped", float(not zero_nonfinite_grads(self)), reduce_fx="sum")
+        """Skip (zero) a step whose gradients are not finite; ``train/skipped`` counts them
+        (per epoch)."""
+        self.log_train("skipped", (~zero_nonfinite_grads(self)).float(), reduce="sum")
 
     @staticmethod
     def set_columns(f: Tensor, y: Tensor) -> dict[str, Tensor]:

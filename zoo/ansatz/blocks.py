@@ -64,18 +64,20 @@ def signed_logsumexp(sign: Tensor, logabs: Tensor, dim: int = -1) -> tuple[Tenso
     return torch.sign(s), m.squeeze(dim) + torch.log(s.abs())
 
 
-def zero_nonfinite_grads(module: nn.Module) -> bool:
-    """Zero all gradients of ``module`` if any is NaN/inf; return True if they were finite.
+def zero_nonfinite_grads(module: nn.Module) -> Tensor:
+    """Zero all gradients of ``module`` if any is NaN/inf; return whether they were finite
+    (a 0-d bool tensor: no host sync, the check and the zeroing stay on the device).
 
     A determinant that becomes exactly singular in floating point makes the slogdet backward
     evaluate 0 · ∞ (its true gradient, the adjugate, is finite); such a step is skipped.
     """
     grads = [p.grad for p in module.parameters() if p.grad is not None]
-    if all(torch.isfinite(g).all() for g in grads):
-        return True
+    if not grads:
+        return torch.tensor(True)
+    finite = torch.stack([torch.isfinite(g).all() for g in grads]).all()
     for g in grads:
-        g.zero_()
-    return False
+        g.masked_fill_(~finite, 0.0)  # NaN · 0 would stay NaN: fill, do not scale
+    return finite
 
 
 def _member_names(module: nn.Module) -> set[str]:

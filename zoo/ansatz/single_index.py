@@ -88,7 +88,7 @@ class SymSingleIndex(SetRegressor):
         loss = super().training_step(batch, batch_idx)
         bs = self._beta_star()
         if bs is not None:
-            self.log("train/overlap", self.overlap(bs).detach(), sync_dist=True)
+            self.log_train("overlap", self.overlap(bs))
         return loss
 
     def model_card_extra(self, metrics: dict[str, Any]) -> str:
