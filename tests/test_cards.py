@@ -25,8 +25,8 @@ from zoo.core.evaluation import LEVEL, Estimate, estimates, uncertain_keys
 CHECKPOINTS = sorted(p.parent.name for p in checkpoints_root().glob("*/config.json"))
 #: checkpoints whose fresh evaluation takes a few seconds on a CI core: re-evaluated in CI
 FAST = {
-    "convnet_bp",
     "backflow",
+    "convnet_bp",
     "deepsets",
     "relation_net",
     "rank_transformer",
