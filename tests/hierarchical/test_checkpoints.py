@@ -1,4 +1,6 @@
-"""The shipped checkpoints meet issue 4's targets on fresh data (seed 1), vs exact BP."""
+"""The shipped checkpoints meet their targets on fresh held-out data (seed 1), vs exact BP:
+U-Net MSE <= 1.10 x Bayes MSE and ConvNet accuracy >= 0.97 x BP accuracy, on grammars with
+>= 100x more distinct sequences than training sequences (tests/hierarchical/test_splits.py)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,7 @@ def test_unet_checkpoint_is_near_bayes(name: str) -> None:
     y, leaves, sigma, _ = dm.split("test")
     mse = ((model(y, sigma) - F.one_hot(leaves, dm.hparams.n_symbols)) ** 2).mean()
     bayes = bp.bayes_mse(dm.grammar, y, sigma, leaves).mean()
-    limit = 1.05 if name == "unet_bp" else 1.10  # the σ-conditioned model averages σ ∈ [0.05, 10]
-    assert 1.0 - 1e-3 < (mse / bayes).item() <= limit
+    assert 1.0 - 1e-3 < (mse / bayes).item() <= 1.10
 
 
 @torch.no_grad()

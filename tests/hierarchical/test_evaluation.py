@@ -15,6 +15,7 @@ import zoo
 from tests.common import quiet_trainer
 from zoo.core.evaluation import fold
 from zoo.hierarchical import bp
+from zoo.hierarchical.data import contains
 from zoo.hierarchical.diffusion import (
     bp_denoiser,
     kl_divergence,
@@ -25,9 +26,24 @@ from zoo.hierarchical.diffusion import (
 
 logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
 
-DENOISING = ("loss", "mse", "leaf_acc", "bayes_mse", "mse_ratio", "bayes_leaf_acc")
-CLASSIFICATION = ("loss", "acc", "bayes_acc", "acc_ratio")
-SAMPLES = ("sample_grammatical", "sample_kl_symbols", "sample_kl_root")
+DENOISING = (
+    "loss",
+    "mse",
+    "leaf_acc",
+    "bayes_mse",
+    "mse_ratio",
+    "bayes_leaf_acc",
+    "train_overlap",
+)
+CLASSIFICATION = ("loss", "acc", "bayes_acc", "acc_ratio", "train_overlap")
+SAMPLES = (
+    "sample_grammatical",
+    "sample_grammatical_l1",
+    "sample_grammatical_l2",
+    "sample_copy",
+    "sample_kl_symbols",
+    "sample_kl_root",
+)
 
 
 def _test(model: zoo.core.ZooModule, dm: pl.LightningDataModule) -> dict:
@@ -52,6 +68,7 @@ def _unet(n_test: int, seed: int = 3) -> tuple[dict, dict]:
     torch.manual_seed(0)
     model = zoo.create("unet_bp", depth=3, width=8)
     dm = zoo.create_datamodule(model, n_train=8, n_val=8, n_test=n_test, seed=seed)
+    model.zoo_data_config = dict(dm.config)  # as recipes/train.py records the training data
     res = _test(model, dm)
     y, leaves, sigma, _ = dm.split("test")
     with torch.no_grad():
@@ -66,6 +83,7 @@ def _unet(n_test: int, seed: int = 3) -> tuple[dict, dict]:
         "bayes_mse": bayes_mse,
         "mse_ratio": mse / bayes_mse,
         "bayes_leaf_acc": (bayes.argmax(-1) == leaves).float().mean(),
+        "train_overlap": contains(dm.split("train")[1], leaves).float().mean(),
     }
     return res, {k: float(v) for k, v in direct.items()}
 
@@ -96,6 +114,7 @@ def test_convnet_metrics_have_intervals_equal_direct_values_and_shrink_with_n() 
         torch.manual_seed(0)
         model = zoo.create("convnet_bp", depth=3, n_symbols=3, width=8)
         dm = zoo.create_datamodule(model, n_test=n, seed=5, **data)
+        model.zoo_data_config = dict(dm.config)
         res = _test(model, dm)
         _check_intervals(res, CLASSIFICATION, n)
         leaves, root = dm.split("test")
@@ -108,6 +127,7 @@ def test_convnet_metrics_have_intervals_equal_direct_values_and_shrink_with_n() 
             "acc": acc,
             "bayes_acc": bayes,
             "acc_ratio": acc / bayes,
+            "train_overlap": contains(dm.split("train")[0], leaves).float().mean(),
         }
         for k, v in direct.items():
             assert res[f"test/{k}"] == pytest.approx(float(v), rel=1e-5), k
@@ -116,12 +136,23 @@ def test_convnet_metrics_have_intervals_equal_direct_values_and_shrink_with_n() 
         assert 0 < widths[2048][k] < 0.6 * widths[256][k], k
 
 
+def test_train_overlap_counts_training_sequences_among_the_evaluated() -> None:
+    model = zoo.create("convnet_bp", depth=3, width=8)
+    dm = zoo.create_datamodule(model, n_train=64, n_val=8, n_test=512, seed=2)
+    leaves = dm.split("test")[0]
+    model.on_train_split((leaves[:256], dm.split("test")[1][:256]))  # "trained" on test data
+    res = _test(model, dm)
+    expect = contains(leaves[:256], leaves).double().mean().item()
+    assert expect >= 0.5 and res["test/train_overlap"] == pytest.approx(expect)
+
+
 def _oracle_sigma_unet(diffusion_samples: int) -> tuple[zoo.core.ZooModule, pl.LightningDataModule]:
     """unet_bp_sigma whose forward is the exact BP denoiser (near-perfect diffusion samples)."""
     model = zoo.create(
         "unet_bp_sigma", depth=3, width=8, diffusion_samples=diffusion_samples, diffusion_steps=20
     )
     dm = zoo.create_datamodule(model, n_train=8, n_val=8, n_test=64, seed=11)
+    model.zoo_data_config = dict(dm.config)  # as recipes/train.py records the training data
     oracle = bp_denoiser(dm.grammar)
     model.forward = lambda y, sigma=None: oracle(y, sigma)  # type: ignore[method-assign]
     return model, dm
@@ -144,6 +175,11 @@ def test_sample_metrics_are_per_sample_estimates_equal_to_a_direct_computation()
     grammar = dm.grammar
     ok = bp.is_grammatical(grammar, leaves)
     assert res["test/sample_grammatical"] == pytest.approx(ok.double().mean().item())
+    levels = bp.level_grammatical(grammar, leaves).double().mean(0)
+    assert res["test/sample_grammatical_l2"] == pytest.approx(levels[2].item())
+    assert res["test/sample_grammatical_l1"] == pytest.approx(levels[1].item())
+    train = dm.split("train")[1]
+    assert res["test/sample_copy"] == pytest.approx(contains(train, leaves).double().mean().item())
     # root KL: plug-in minus Miller–Madow (K̂ − 1) / 2(n − 1) over the grammatical samples
     counts = torch.bincount(bp.root_posterior(grammar, leaves[ok]).argmax(-1), minlength=8)
     n_ok = int(ok.sum())
@@ -156,7 +192,7 @@ def test_sample_metrics_are_per_sample_estimates_equal_to_a_direct_computation()
     kl_sym = kl_divergence(p, bp.leaf_marginals(grammar).mean(0))
     kl_sym -= 0.5 * float((freq.var(0) / len(freq) / p).sum())
     assert res["test/sample_kl_symbols"] == pytest.approx(kl_sym, rel=1e-6, abs=1e-12)
-    q = sample_quality(grammar, leaves)
+    q = sample_quality(grammar, leaves, train)
     assert q == pytest.approx({k[7:]: res[f"test/{k}"] for k in SAMPLES})
     more = _test(_oracle_sigma_unet(1024)[0], dm)
     for k in ("sample_kl_symbols", "sample_kl_root"):

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from zoo.core.figures import list_figures, run_figure
-from zoo.hierarchical.figures import convnet_bp_acc, unet_bp_mse, unet_bp_samples
+from zoo.hierarchical.figures import (
+    convnet_bp_acc,
+    rhm_sample_complexity,
+    unet_bp_mse,
+    unet_bp_samples,
+)
 
 
 def _ys(fig: object, ax: int = 0) -> list[list[float]]:
@@ -15,7 +20,19 @@ def _ys(fig: object, ax: int = 0) -> list[list[float]]:
 
 
 def test_figures_registered() -> None:
-    assert {"convnet_bp_acc", "unet_bp_samples", "unet_bp_mse"} <= set(list_figures())
+    assert {"convnet_bp_acc", "unet_bp_samples", "unet_bp_mse", "rhm_sample_complexity"} <= set(
+        list_figures()
+    )
+
+
+def test_sample_complexity_error_falls_past_p_star() -> None:
+    fig = rhm_sample_complexity(
+        grammars=((8, 2, 3),), ratios=(0.25, 8), steps=150, n_test=256, seeds=(0,)
+    )
+    err = _ys(fig)[0]  # n = 16 and 512 (P* = 8 · 2³ = 64)
+    assert err[1] < 0.5 * err[0]  # measured 0.71 → 0.0
+    assert list(fig.axes[0].lines[0].get_xdata()) == [16, 512]
+    assert 64 in [line.get_xdata()[0] for line in fig.axes[0].lines[1:]]  # P* marked
 
 
 def test_convnet_learns_the_root_far_above_chance(tmp_path: Path) -> None:

@@ -16,13 +16,20 @@ Two families of transitions are provided:
 
 Denoising observations are ``y = E x⁽ᴸ⁾ + σ g`` with the one-hot embedding ``E = I_S`` and
 ``g ~ N(0, I)``; see :class:`GHMDataModule`.
+
+Held-out sequences never occur in training, by construction: :func:`sequence_key` hashes a
+leaf sequence to ``u(x) ∈ [0, 1)`` (a fixed universal hash, independent of grammar and seed)
+and the space of sequences is partitioned by ``u``: validation ``u < f``, test
+``f ≤ u < 2f``, training ``u ≥ 2f`` (``f`` = ``holdout``). Each split is sampled from the
+grammar restricted to its part (rejection, vectorised).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor
@@ -34,10 +41,26 @@ from zoo.core.registry import register_datamodule
 __all__ = [
     "GHMDataModule",
     "Grammar",
+    "Rules",
+    "contains",
     "dirichlet_grammar",
+    "distinct",
     "rhm_grammar",
     "sample_gamma",
+    "sequence_key",
+    "split_of",
 ]
+
+
+class Rules(NamedTuple):
+    """The non-zero productions of one level: ``ψ(children[r] | parent[r]) = prob[r]``.
+
+    Attributes: parent: (R,) long; children: (R, m) long; prob: (R,) — sorted by parent.
+    """
+
+    parent: Tensor
+    children: Tensor
+    prob: Tensor
 
 
 @dataclass
@@ -96,6 +119,45 @@ class Grammar:
     def flat(self, level: int) -> Tensor:
         """``ψ⁽ℓ⁾`` as a (S, S^m) matrix; child tuples in row-major order (child_1 slowest)."""
         return self.transitions[level].reshape(self.n_symbols, -1)
+
+    def rules(self, level: int) -> Rules:
+        """The non-zero entries of ``ψ⁽ℓ⁾`` as a rule list (O(S^{m+1}) to extract)."""
+        S, m = self.n_symbols, self.branching
+        parent, tup = self.flat(level).nonzero(as_tuple=True)
+        powers = S ** torch.arange(m - 1, -1, -1, device=self.device)
+        return Rules(parent, (tup[:, None] // powers) % S, self.flat(level)[parent, tup])
+
+    @property
+    def sparse(self) -> bool:
+        """Whether BP should gather over rules rather than contract the dense ψ: at most a
+        quarter of the ``S^{m+1}`` entries are non-zero at every level (true for RHM
+        grammars, false for Dirichlet ones)."""
+        total = self.n_symbols ** (self.branching + 1)
+        return all(4 * int((t != 0).sum()) <= total for t in self.transitions)
+
+    def n_sequences(self) -> int:
+        """The exact number of distinct leaf sequences with ``p(x) > 0`` (a Python int).
+
+        Counts derivations, ``c_L(s) = 1``, ``c_ℓ(s) = Σ_{t: ψ(t|s) > 0} Π_j c_{ℓ+1}(t_j)``,
+        ``Σ_{s: π_s > 0} c_0(s)``: exact for an unambiguous grammar (every child tuple has at
+        most one parent per level, as in the RHM); ``S^N`` for a fully dense one.
+
+        Raises:
+            ValueError: for an ambiguous grammar that is not fully dense.
+        """
+        S = self.n_symbols
+        if all(bool((t > 0).all()) for t in self.transitions):
+            return S**self.n_leaves
+        if any(bool(((self.flat(lv) > 0).sum(0) > 1).any()) for lv in range(self.depth)):
+            raise ValueError("n_sequences needs an unambiguous or a fully dense grammar")
+        count = [1] * S
+        for level in reversed(range(self.depth)):
+            parent, children, _ = self.rules(level)
+            new = [0] * S
+            for p, kids in zip(parent.tolist(), children.tolist()):
+                new[p] += math.prod(count[k] for k in kids)
+            count = new
+        return sum(c for c, p in zip(count, self.root_prior.tolist()) if p > 0)
 
     def to(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
@@ -213,17 +275,27 @@ def dirichlet_grammar(
     depth: int,
     *,
     concentration: float = 1.0,
+    n_classes: int | None = None,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> Grammar:
-    """Dense random transitions ``ψ⁽ℓ⁾(· | s) ~ Dirichlet(α 1)`` on [S]^m; uniform root prior."""
+    """Dense random transitions ``ψ⁽ℓ⁾(· | s) ~ Dirichlet(α 1)`` on [S]^m; the root is
+    uniform on the first ``n_classes`` symbols (default all ``S``)."""
     S, m = n_symbols, branching
     transitions = []
     for _ in range(depth):
         g = sample_gamma(torch.full((S, S**m), concentration, device=device), generator)
         t = g / g.sum(-1, keepdim=True)
         transitions.append(t.float().reshape((S,) * (m + 1)))
-    return Grammar(torch.full((S,), 1.0 / S, device=device), transitions)
+    return Grammar(_root_prior(S, n_classes, device), transitions)
+
+
+def _root_prior(n_symbols: int, n_classes: int | None, device: torch.device | str) -> Tensor:
+    """(S,) uniform on the first ``n_classes`` (≤ S) symbols."""
+    n_c = n_symbols if n_classes is None else n_classes
+    if not 1 <= n_c <= n_symbols:
+        raise ValueError(f"need 1 <= n_classes <= n_symbols, got {n_c} and {n_symbols}")
+    return (torch.arange(n_symbols, device=device) < n_c).float() / n_c
 
 
 def rhm_grammar(
@@ -232,10 +304,13 @@ def rhm_grammar(
     depth: int,
     *,
     n_rules: int = 2,
+    n_classes: int | None = None,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> Grammar:
-    """Random Hierarchy Model: ``n_rules`` synonymous productions per symbol and level.
+    """Random Hierarchy Model (Petrini, Cagnetta et al., "How deep neural networks learn
+    compositional data: the random hierarchy model", 2023): ``n_rules`` synonymous
+    productions per symbol and level; ``n_classes`` root classes (default ``S``).
 
     At each level a random permutation of the ``S^m`` child tuples hands ``n_rules`` distinct
     tuples to every parent (disjoint across parents: the grammar is unambiguous, so the root
@@ -255,7 +330,45 @@ def rhm_grammar(
         t = torch.zeros(S, S**m, device=device)
         t[torch.arange(S, device=device).repeat_interleave(n_rules), perm] = 1.0 / n_rules
         transitions.append(t.reshape((S,) * (m + 1)))
-    return Grammar(torch.full((S,), 1.0 / S, device=device), transitions)
+    return Grammar(_root_prior(S, n_classes, device), transitions)
+
+
+#: prime modulus of :func:`sequence_key` (2^61 − 1 would overflow int64 products)
+_P = 2**31 - 1
+
+
+def sequence_key(leaves: Tensor) -> Tensor:
+    """A fixed universal hash of leaf sequences: (B, N) long → (B,) float64 in [0, 1).
+
+    ``u(x) = (Σ_i w_i (x_i + 1) mod p) / p`` with ``p = 2³¹ − 1`` and weights ``w ∈ [1, p)``
+    drawn once from a fixed seed (they depend on ``N`` only): two distinct sequences collide
+    with probability ~1/p over ``w``, and ``u`` is uniform and unrelated to the grammar, so a
+    threshold on ``u`` cuts a pseudo-random fraction out of any grammar's sequences.
+    Exact in int64 for ``N · S < 2³²``.
+    """
+    n = leaves.shape[-1]
+    w = torch.randint(1, _P, (n,), generator=torch.Generator().manual_seed(0x5EED + n))
+    h = ((leaves + 1) * w.to(leaves.device)).sum(-1) % _P
+    return h.double() / _P
+
+
+def split_of(leaves: Tensor, holdout: float) -> Tensor:
+    """The part of the sequence space each sequence belongs to: (B, N) → (B,) long,
+    ``SPLITS.index``: 1 (val) for ``u < f``, 2 (test) for ``f ≤ u < 2f``, else 0 (train)."""
+    u = sequence_key(leaves)
+    return torch.where(u < holdout, 1, torch.where(u < 2 * holdout, 2, 0))
+
+
+def distinct(leaves: Tensor) -> int:
+    """The number of distinct rows of leaves (B, N)."""
+    return int(torch.unique(leaves, dim=0).shape[0])
+
+
+def contains(reference: Tensor, leaves: Tensor) -> Tensor:
+    """(B,) bool: whether each row of leaves (B, N) is a row of ``reference`` (R, N)
+    (exact: ``torch.unique`` over both)."""
+    _, inv = torch.unique(torch.cat([reference, leaves]), dim=0, return_inverse=True)
+    return torch.isin(inv[len(reference) :], inv[: len(reference)])
 
 
 @register_datamodule("ghm")
@@ -263,8 +376,13 @@ class GHMDataModule(SyntheticDataModule):
     """Sequences generated by a random GHM, for root classification or leaf denoising.
 
     The grammar is a deterministic function of the data config (``grammar``, sizes,
-    ``n_rules``/``concentration`` and ``grammar_seed``, drawn on the CPU), so a checkpoint's
-    ``config.json`` rebuilds the exact Bayes reference (:attr:`grammar`).
+    ``n_rules``/``concentration``, ``n_classes`` and ``grammar_seed``, drawn on the CPU), so a
+    checkpoint's ``config.json`` rebuilds the exact Bayes reference (:attr:`grammar`).
+
+    Splits are disjoint by construction, for every seed: the sequence space is partitioned by
+    :func:`split_of` (``holdout`` of it for validation, as much for test, the rest for
+    training) and each split is drawn from the grammar restricted to its part, so no
+    validation or test sequence of any seed is a training sequence of any seed.
 
     Batches (tuples of tensors, first the inputs, then the targets):
 
@@ -277,7 +395,11 @@ class GHMDataModule(SyntheticDataModule):
         grammar: ``"rhm"`` (sparse synonym rules) or ``"dirichlet"`` (dense).
         n_symbols, branching, depth: ``S``, ``m``, ``L`` (``N = m^L`` leaves).
         n_rules: RHM productions per symbol. concentration: Dirichlet ``α``.
+        n_classes: root classes ``n_c ≤ S`` (the root is uniform on symbols ``0..n_c−1``;
+            default ``S``).
         grammar_seed: seed of the grammar (independent of the sample ``seed``).
+        holdout: fraction ``f`` of the sequence space held out for validation (and as much
+            for test).
         task, sigma, sigma_dist, sigma_min, sigma_max: see above.
         fresh_noise: redraw ``σ`` and ``g`` of the training split every epoch (the clean
             training sequences stay fixed: ``n_train`` counts sequences); val/test are fixed.
@@ -292,7 +414,9 @@ class GHMDataModule(SyntheticDataModule):
         depth: Annotated[int, Interval(ge=1)] = 4,
         n_rules: Annotated[int, Interval(ge=1)] = 2,
         concentration: Annotated[float, Interval(gt=0)] = 1.0,
+        n_classes: Annotated[int | None, Interval(ge=1)] = None,
         grammar_seed: Seed = 0,
+        holdout: Annotated[float, Interval(gt=0, lt=0.5)] = 0.1,
         task: Literal["classification", "denoising"] = "classification",
         sigma: Annotated[float, Interval(gt=0)] = 1.0,
         sigma_dist: Literal["fixed", "loguniform"] = "fixed",
@@ -307,6 +431,8 @@ class GHMDataModule(SyntheticDataModule):
                 f"RHM needs n_symbols*n_rules <= n_symbols**branching (disjoint rules), got "
                 f"n_symbols={n_symbols}, n_rules={n_rules}, branching={branching}"
             )
+        if n_classes is not None and n_classes > n_symbols:
+            raise ValueError(f"need n_classes <= n_symbols, got {n_classes} > {n_symbols}")
         if sigma_dist == "loguniform" and not sigma_min < sigma_max:
             raise ValueError(f"need sigma_min < sigma_max, got {sigma_min} >= {sigma_max}")
         self._grammar: Grammar | None = None
@@ -317,16 +443,20 @@ class GHMDataModule(SyntheticDataModule):
 
         The grammar holds ``L`` float32 tables of ``S^(m+1)`` entries (drawn with ~4 float64
         temporaries of that size); a sample stores its ``N = m^L`` int64 leaves (denoising:
-        also y (N, S) float32); sampling the largest split needs ~40 bytes per leaf and,
-        for denoising, 16 per leaf and symbol.
+        also y (N, S) float32); sampling a split draws ~1.1 n / (its share of the sequence
+        space) trees at ~40 bytes per leaf (rejection, :func:`sample_part`) and, for
+        denoising, 16 bytes per leaf and symbol of the kept ones.
         """
         s, m, depth = cfg["n_symbols"], cfg["branching"], cfg["depth"]
         leaves = safe_pow(m, depth)
         table = safe_pow(s, m + 1)
         per_leaf = 8 + (4 * s if cfg["task"] == "denoising" else 0)
         samples = sum(cfg[f"n_{split}"] for split in SPLITS)
+        f = cfg.get("holdout", 0.1)
+        share = {"train": 1 - 2 * f, "val": f, "test": f}
+        drawn = max(1.1 * cfg[f"n_{split}"] / share[split] + 64 for split in SPLITS)
         largest = max(cfg[f"n_{split}"] for split in SPLITS)
-        transient = largest * leaves * (40 + (16 * s if cfg["task"] == "denoising" else 0))
+        transient = leaves * (40 * drawn + (16 * s * largest if cfg["task"] == "denoising" else 0))
         return Footprint(
             other=depth * table * 4 + table * 32 + samples * leaves * per_leaf + transient
         )
@@ -340,8 +470,9 @@ class GHMDataModule(SyntheticDataModule):
 
     def generate(self, split: str, n: int, generator: torch.Generator, device: torch.device) -> Any:
         hp = self.hparams
-        grammar = self.grammar.to(device)
-        leaves, root = grammar.sample(n, generator)
+        leaves, root = sample_part(
+            self.grammar.to(device), n, SPLITS.index(split), hp.holdout, generator
+        )
         if hp.task == "classification":
             return leaves, root
         sigma = draw_sigma(n, hp, generator, device)
@@ -352,6 +483,43 @@ class GHMDataModule(SyntheticDataModule):
         if self.hparams.task == "denoising" and self.hparams.fresh_noise:
             return _FreshNoise(loader, self.hparams)
         return loader
+
+
+def sample_part(
+    grammar: Grammar, n: int, part: int, holdout: float, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """``n`` trees of the grammar restricted to one part of :func:`split_of` (rejection:
+    batches sized by the acceptance rate seen so far, ~``n / rate`` draws in all).
+
+    Returns:
+        leaves: (n, N) long, root: (n,) long.
+
+    Raises:
+        ValueError: when the part holds (almost) none of the grammar's mass.
+    """
+    share = rate = 1 - 2 * holdout if part == 0 else holdout
+    cap = 100 * math.ceil(n / share) + 100_000  # total draws before giving up
+    kept: list[tuple[Tensor, Tensor]] = []
+    have = drawn = 0
+    while have < n:
+        # sized by the acceptance rate so far; at most doubling the draws (memory O(n / share))
+        want = min(
+            math.ceil(1.1 * (n - have) / rate) + 64,
+            max(8 * math.ceil(n / share) + 64, drawn),
+            cap - drawn,
+        )
+        if want <= 0:
+            raise ValueError(
+                f"the {SPLITS[part]} part of this grammar's sequences has too little mass "
+                f"({have} of {drawn} draws): use a larger grammar or another holdout"
+            )
+        leaves, root = grammar.sample(want, generator)
+        ok = split_of(leaves, holdout) == part
+        kept.append((leaves[ok], root[ok]))
+        have, drawn = have + int(ok.sum()), drawn + want
+        rate = max(have / drawn, 1 / drawn)
+    leaves, root = (torch.cat(t)[:n] for t in zip(*kept))
+    return leaves, root
 
 
 def _noisy(leaves: Tensor, sigma: Tensor, n_symbols: int, generator: torch.Generator) -> Tensor:
@@ -413,6 +581,10 @@ def build_grammar(cfg: Any) -> Grammar:
     """The grammar a GHM data config describes (deterministic, drawn on the CPU)."""
     g = torch.Generator().manual_seed(int(cfg["grammar_seed"]))
     sizes = (int(cfg["n_symbols"]), int(cfg["branching"]), int(cfg["depth"]))
+    n_c = cfg.get("n_classes")
+    n_c = None if n_c is None else int(n_c)
     if cfg["grammar"] == "rhm":
-        return rhm_grammar(*sizes, n_rules=int(cfg["n_rules"]), generator=g)
-    return dirichlet_grammar(*sizes, concentration=float(cfg["concentration"]), generator=g)
+        return rhm_grammar(*sizes, n_rules=int(cfg["n_rules"]), n_classes=n_c, generator=g)
+    return dirichlet_grammar(
+        *sizes, concentration=float(cfg["concentration"]), n_classes=n_c, generator=g
+    )

@@ -6,6 +6,9 @@
   vs the same encoder-decoder without long skips (widened to at least the same size).
 - ``convnet_bp_acc``: root accuracy of ``convnet_bp`` vs the number of training sequences,
   with the BP (Bayes-optimal) accuracy.
+- ``rhm_sample_complexity``: test error of ``convnet_bp`` vs the number of training sequences
+  for several RHMs (S, n_rules, L), against the sample complexity ``P* = n_c · n_rules^L`` of
+  Cagnetta et al. (the curves collapse in ``n / P*``).
 
 The sweeps train with :func:`zoo.core.figures.quick_fit` for a fixed number of Adam steps
 (per-step cosine schedule; the ``ghm`` datamodule redraws the denoising noise every epoch)
@@ -34,11 +37,11 @@ from zoo.core.figures import (
 )
 from zoo.core.registry import create, create_datamodule
 from zoo.hierarchical import bp
-from zoo.hierarchical.data import Grammar, build_grammar
+from zoo.hierarchical.data import Grammar, build_grammar, rhm_grammar, sample_part
 
 log = logging.getLogger(__name__)
 
-__all__ = ["convnet_bp_acc", "unet_bp_mse", "unet_bp_samples"]
+__all__ = ["convnet_bp_acc", "rhm_sample_complexity", "unet_bp_mse", "unet_bp_samples"]
 
 
 def _n_params(model: torch.nn.Module) -> int:
@@ -102,8 +105,8 @@ def unet_bp_mse(
     n_test: int = 2048,
     seeds: tuple[int, ...] = (1, 2, 3),
 ) -> Figure:
-    """Model MSE and Bayes MSE vs σ on fresh data (one draw per seed) for a σ-conditioned
-    checkpoint.
+    """Model MSE and Bayes MSE vs σ on fresh held-out data (one draw of the test part of the
+    sequence space per seed) for a σ-conditioned checkpoint.
 
     ``fixed_checkpoint`` (a model trained at one σ) is added as a single point when it exists
     and shares the grammar.
@@ -123,7 +126,8 @@ def unet_bp_mse(
     mses, bayes, extra = [], [], []
     for seed in seeds:
         g = torch.Generator().manual_seed(seed)
-        leaves, _ = grammar.sample(n_test, g)
+        # held-out sequences: the test part of the sequence space (never training sequences)
+        leaves, _ = sample_part(grammar, n_test, 2, float(cfg.get("holdout", 0.1)), g)
         clean = F.one_hot(leaves, grammar.n_symbols).float()
         rows = []
         for s in sigmas:
@@ -141,8 +145,9 @@ def unet_bp_mse(
     s_ = list(sigmas)
     plot_seeds(ax, s_, mses_t, label=f"U-Net ({checkpoint})")
     plot_seeds(ax, s_, bayes_t, "--", label="Bayes (exact BP)", color="k")
-    # the ratio only where the Bayes error is not ~0 (tiny σ: the leaves are recovered exactly)
-    keep = [i for i, b in enumerate(bayes_t.mean(0).tolist()) if b > 1e-6]
+    # the ratio only where every seed's Bayes error is not ~0 (tiny σ: the leaves are recovered
+    # exactly, and the ratio of two near-zero MSEs is noise)
+    keep = [i for i, b in enumerate(bayes_t.min(0).values.tolist()) if b > 1e-6]
     ratios = mses_t[:, keep] / bayes_t[:, keep]
     plot_seeds(ax2, [s_[i] for i in keep], ratios, label=checkpoint)
     for i, r in zip(keep, ratios.mean(0).tolist()):
@@ -306,4 +311,78 @@ def convnet_bp_acc(
         f"{_budget(steps, batch_size, lr)}; {seeds_note(seeds)}",
     )
     ax.legend(fontsize=8)
+    return fig
+
+
+@register_figure("rhm_sample_complexity")
+def rhm_sample_complexity(
+    *,
+    grammars: tuple[tuple[int, int, int], ...] = ((8, 2, 4), (16, 2, 4), (8, 4, 3)),
+    ratios: tuple[float, ...] = (0.25, 0.5, 1, 2, 4),
+    width: int = 64,
+    steps: int = 400,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    n_test: int = 1024,
+    seeds: tuple[int, ...] = (0, 1, 2),
+) -> Figure:
+    """Root-classification error of ``convnet_bp`` vs training size for RHMs ``(S, n_rules,
+    L)`` (branching 2, ``n_c = S`` classes), at ``n = ratio · P*`` with the RHM sample
+    complexity ``P* = n_c · n_rules^L`` (Cagnetta, Petrini, Tomasini, Favero & Wyart, "How
+    deep neural networks learn compositional data: the random hierarchy model", PRX 2024).
+    Left: error vs n, ``P*`` marked; right: error vs ``n / P*``. BP's error is 0 (the RHM is
+    unambiguous); test sequences are never training ones."""
+    common = {"steps": steps, "batch_size": batch_size, "lr": lr, "n_test": n_test}
+    fig, (ax, ax2) = new_figure(1, 2, figsize=(11, 4.2))
+    for S, rules, depth in grammars:
+        p_star = S * rules**depth
+        ns = [max(2, round(r * p_star)) for r in ratios]
+        errors = []
+        for seed in seeds:
+            runs = []
+            for n in ns:
+                m = _fit_and_test(
+                    "convnet_bp",
+                    n_train=n,
+                    seed=seed,
+                    n_symbols=S,
+                    depth=depth,
+                    width=width,
+                    data={"n_rules": rules},
+                    **common,
+                )
+                runs.append(1 - m["test/acc"])
+                log.info(
+                    "S=%d rules=%d L=%d seed=%d n=%d err=%.4f",
+                    S,
+                    rules,
+                    depth,
+                    seed,
+                    n,
+                    1 - m["test/acc"],
+                )
+            errors.append(runs)
+        total = rhm_grammar(S, 2, depth, n_rules=rules).n_sequences()
+        label = f"S = n_c = {S}, n_rules = {rules}, L = {depth}: P* = {p_star} ({total:.2g} seqs)"
+        line = plot_seeds(ax, ns, errors, label=label)
+        ax.axvline(p_star, color=line.get_color(), ls=":", lw=1)
+        plot_seeds(ax2, list(ratios), errors, color=line.get_color(), label=label)
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    chance = [1 - 1 / S for S, _, _ in grammars]
+    for a in (ax, ax2):
+        a.set(xscale="log", ylabel=f"test error (1 − root accuracy, {n_test} held-out seqs)")
+        a.set_ylim(-0.02, max(chance) + 0.05)
+        a.legend(fontsize=7, loc="lower left")
+        a.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        a.xaxis.set_minor_formatter(NullFormatter())
+    ax.set(xlabel="training sequences n (dotted: P* = n_c · n_rules^L)")
+    ax2.set_xticks(list(ratios))
+    ax2.axvline(1.0, color="k", lw=0.8)
+    ax2.set(xlabel="n / P*")
+    fig.suptitle(
+        f"convnet_bp on RHMs (branching 2), width {width}; {_budget(steps, batch_size, lr)}; "
+        f"{seeds_note(seeds)}; BP error 0",
+        fontsize=10,
+    )
     return fig

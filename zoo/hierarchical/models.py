@@ -15,7 +15,9 @@ Features live on the tree: level ``ℓ`` is a (B, W, m^ℓ) tensor, position ``i
   ``h ← h ⊙ (1 + γ_ℓ(e)) + β_ℓ(e)``, ``e = MLP(log σ)``, follows every level.
 
 ``convnet_bp`` is the encoder alone with a linear head on the root features (Bayes classifier
-``argmax p(root | leaves)``). Validation and test compare with exact BP on the same batch.
+``argmax p(root | leaves)``). Validation and test compare with exact BP on the same batch and
+record, per sequence, whether it is one of the model's training sequences (``train_overlap``:
+0 by construction of the ``ghm`` splits, measured).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from zoo.core.evaluation import Columns, Statistic, format_metric, mean, proport
 from zoo.core.module import ZooModule
 from zoo.core.registry import register_model
 from zoo.hierarchical import bp
-from zoo.hierarchical.data import Grammar, build_grammar
+from zoo.hierarchical.data import GHMDataModule, Grammar, build_grammar, contains, distinct
 
 __all__ = ["ConvNetBP", "UNetBP"]
 
@@ -41,7 +43,14 @@ PAPER = (
     "in Generative Hierarchical Models' (2024)"
 )
 _SIZE_KEYS = ("n_symbols", "branching", "depth")
-_GRAMMAR_KEYS = (*_SIZE_KEYS, "grammar", "grammar_seed", "n_rules", "concentration")
+_GRAMMAR_KEYS = (
+    *_SIZE_KEYS,
+    "grammar",
+    "grammar_seed",
+    "n_rules",
+    "concentration",
+    "n_classes",
+)
 
 
 class _Film(nn.Module):
@@ -135,6 +144,7 @@ class _BPModule(ZooModule):
     ) -> None:
         super().__init__(**kwargs)
         self._ref: tuple[tuple, Grammar] | None = None
+        self._train: tuple[str, Tensor] | None = None
 
     def grammar(self) -> Grammar | None:
         """The exact reference: the grammar of :attr:`data_config` (``None`` for non-GHM data),
@@ -142,10 +152,38 @@ class _BPModule(ZooModule):
         cfg = self.data_config
         if cfg.get("name") != "ghm":
             return None
-        key = (*(cfg[k] for k in _GRAMMAR_KEYS), self.device)
+        key = (*(cfg.get(k) for k in _GRAMMAR_KEYS), self.device)
         if self._ref is None or self._ref[0] != key:
             self._ref = (key, build_grammar(cfg).to(self.device))
         return self._ref[1]
+
+    def on_train_split(self, split: tuple[Tensor, ...]) -> None:
+        """Record the clean training sequences: ``leaves`` of ``(y, leaves, sigma, root)`` or
+        of ``(leaves, root)``."""
+        self._train = ("fit", split[1] if len(split) == 4 else split[0])
+
+    def training_sequences(self) -> Tensor | None:
+        """The clean training sequences (n_train, N) long: those this process trained on, else
+        regenerated from :attr:`zoo_data_config` (a loaded checkpoint's training data; cached;
+        ``None`` for non-GHM data)."""
+        if self._train is not None and self._train[0] == "fit":
+            return self._train[1].to(self.device)
+        cfg = dict(self.zoo_data_config or {})
+        if cfg.get("name") != "ghm":
+            return None
+        key = repr(sorted(cfg.items()))
+        if self._train is None or self._train[0] != key:
+            kwargs = {k: v for k, v in cfg.items() if k not in ("name", "device")}
+            split = GHMDataModule(**kwargs, device="cpu").split("train")
+            self._train = (key, split[1] if cfg.get("task") == "denoising" else split[0])
+        return self._train[1].to(self.device)
+
+    def _seen(self, leaves: Tensor) -> Tensor:
+        """(B,) float: 1 where a sequence is one of the training sequences."""
+        train = self.training_sequences()
+        if train is None:
+            return torch.zeros(len(leaves), dtype=torch.float64, device=leaves.device)
+        return contains(train, leaves).double()
 
     def _leaves_len(self) -> int:
         return self.hparams.branching**self.hparams.depth
@@ -215,7 +253,7 @@ class UNetBP(_BPModule):
         sigma_cond: condition on ``log σ`` (input channel + FiLM at every level).
         diffusion_samples: σ-conditioned models sample this many sequences at the end of
             testing and log their grammatical fraction and symbol/root KLs with intervals over
-            the samples (see :func:`zoo.hierarchical.diffusion.sample_statistics`; the L = 3
+            the samples (see :func:`zoo.hierarchical.diffusion.sample_statistics`; the L = 4
             checkpoint needs ~8192 for a root-KL half-width of 0.01 nat).
         diffusion_steps: sampler steps for that evaluation.
     """
@@ -245,7 +283,9 @@ class UNetBP(_BPModule):
             self.sigma_emb = nn.Sequential(nn.Linear(1, W), nn.GELU(), nn.Linear(W, W), nn.GELU())
             self.film_enc = nn.ModuleList(_Film(W, W) for _ in range(L))
             self.film_dec = nn.ModuleList(_Film(W, W) for _ in range(L + 1))
-        self.eval_columns = self._columns(("mse", "leaf_acc"), ("bayes_mse", "bayes_leaf_acc"))
+        self.eval_columns = self._columns(
+            ("mse", "leaf_acc"), ("bayes_mse", "bayes_leaf_acc", "seen")
+        )
 
     @classmethod
     def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
@@ -320,12 +360,14 @@ class UNetBP(_BPModule):
             self.eval_columns[f"{split}_bayes"].update(
                 bayes_mse=((bayes - clean) ** 2).mean((1, 2)),
                 bayes_leaf_acc=(bayes.argmax(-1) == leaves).double().mean(-1),
+                seen=self._seen(leaves),
             )
 
     def eval_epoch_end(self, split: str) -> None:
         """Log the denoising metrics (``loss`` = ``mse``, per coordinate; ``mse_ratio`` =
-        mean MSE / mean Bayes MSE, resampled per sequence), then, on test, the diffusion
-        samples' quality (``sample_*``, resampled per sample)."""
+        mean MSE / mean Bayes MSE, resampled per sequence; ``train_overlap``: the fraction of
+        sequences that are training sequences), then, on test, the diffusion samples'
+        quality (``sample_*``, resampled per sample)."""
         columns = self._epoch_columns(split)
         if not columns:
             return
@@ -339,6 +381,7 @@ class UNetBP(_BPModule):
                 "bayes_mse": mean("bayes_mse"),
                 "mse_ratio": ratio("mse", "bayes_mse"),
                 "bayes_leaf_acc": proportion("bayes_leaf_acc"),
+                "train_overlap": proportion("seen"),
             }
         self.log_estimates(
             split, columns, stats, prog_bar="mse_ratio" if "bayes_mse" in columns else "loss"
@@ -369,8 +412,9 @@ class UNetBP(_BPModule):
             steps=steps,
             generator=gen,
         )
-        columns = sample_columns(grammar, leaves)
-        stats = sample_statistics(grammar)
+        train = self.training_sequences()
+        columns = sample_columns(grammar, leaves, train)
+        stats = sample_statistics(grammar, copies=train is not None)
         if not columns["grammatical"].any():  # kl_root is undefined without a grammatical sample
             del stats["kl_root"]
         self.log_estimates("test", columns, {f"sample_{k}": f for k, f in stats.items()})
@@ -404,7 +448,7 @@ class ConvNetBP(_BPModule):
         hp = self.hparams
         self.encoder = _Encoder(hp.n_symbols, hp.width, hp.branching, hp.depth, hp.mlp_layers)
         self.head = nn.Linear(hp.width, hp.n_symbols)
-        self.eval_columns = self._columns(("loss", "acc"), ("bayes_acc",))
+        self.eval_columns = self._columns(("loss", "acc"), ("bayes_acc", "seen"))
 
     @classmethod
     def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
@@ -444,12 +488,12 @@ class ConvNetBP(_BPModule):
         grammar = self.grammar()
         if grammar is not None:
             self.eval_columns[f"{split}_bayes"].update(
-                bayes_acc=bp.bayes_accuracy(grammar, leaves, root)
+                bayes_acc=bp.bayes_accuracy(grammar, leaves, root), seen=self._seen(leaves)
             )
 
     def eval_epoch_end(self, split: str) -> None:
-        """Log ``loss``, ``acc`` and, on GHM data, ``bayes_acc`` and ``acc_ratio`` = mean
-        accuracy / mean BP accuracy (resampled per sequence)."""
+        """Log ``loss``, ``acc`` and, on GHM data, ``bayes_acc``, ``acc_ratio`` = mean
+        accuracy / mean BP accuracy (resampled per sequence) and ``train_overlap``."""
         columns = self._epoch_columns(split)
         if not columns:
             return
@@ -458,6 +502,7 @@ class ConvNetBP(_BPModule):
             stats |= {
                 "bayes_acc": proportion("bayes_acc"),
                 "acc_ratio": ratio("acc", "bayes_acc"),
+                "train_overlap": proportion("seen"),
             }
         self.log_estimates(
             split, columns, stats, prog_bar="acc_ratio" if "bayes_acc" in columns else "acc"
@@ -465,6 +510,34 @@ class ConvNetBP(_BPModule):
 
     def model_card_extra(self, metrics: dict[str, Any]) -> str:
         return _card_extra(self, metrics, (("acc", "bayes_acc"),), "acc_ratio")
+
+
+def _heldout_lines(module: _BPModule, grammar: Grammar, metrics: Mapping[str, Any]) -> list[str]:
+    """Card lines on generalisation: distinct sequences of the grammar and of the training
+    set, and the measured overlap of the test sequences with the training ones."""
+    train = module.training_sequences()
+    cfg = module.zoo_data_config or {}
+    try:
+        total = grammar.n_sequences()
+    except ValueError:  # an ambiguous sparse grammar: no exact count
+        return []
+    lines = ["### Held-out sequences", ""]
+    if train is not None:
+        lines += [
+            f"The grammar generates {total:,} distinct sequences, {total / len(train):,.0f}× "
+            f"the {len(train)} training sequences ({distinct(train)} distinct). Validation and "
+            "test sequences are drawn from disjoint parts of the sequence space (a fixed hash "
+            f"of the sequence, `holdout` = {cfg.get('holdout', 0.1):g} of it each), so they "
+            "are never training sequences, for any data seed."
+        ]
+    if "test/train_overlap" in metrics:
+        lines += [
+            "",
+            f"- `train_overlap` = {format_metric(metrics, 'test/train_overlap')}: the measured "
+            "fraction of test sequences that are training sequences (exact comparison; at 0 "
+            "the interval is Clopper–Pearson's).",
+        ]
+    return [*lines, ""]
 
 
 def _card_extra(
@@ -480,6 +553,7 @@ def _card_extra(
     grammar = module.grammar()
     if grammar is not None:
         lines += [f"Grammar: {grammar.describe()}.", ""]
+        lines += _heldout_lines(module, grammar, metrics)
     rows = [
         (key, format_metric(metrics, f"test/{key}"), format_metric(metrics, f"test/{bayes}"))
         for key, bayes in pairs
@@ -494,7 +568,9 @@ def _card_extra(
             "over the same examples; the interval resamples examples jointly).",
             "",
         ]
-    samples = [k for k in ("grammatical", "kl_symbols", "kl_root") if f"test/sample_{k}" in metrics]
+    levels = (f"grammatical_l{lv}" for lv in range(1, module.hparams.depth))
+    names = ("grammatical", *levels, "copy")
+    samples = [k for k in (*names, "kl_symbols", "kl_root") if f"test/sample_{k}" in metrics]
     if samples:
         lines += ["### Diffusion samples", ""]
         lines += [f"- `sample_{k}` = {format_metric(metrics, f'test/sample_{k}')}" for k in samples]
@@ -502,7 +578,11 @@ def _card_extra(
             "",
             "DDPM samples with the model as the denoiser (`diffusion_samples` sequences, "
             "`diffusion_steps` steps, generator seeded by the data seed); `n` counts samples and "
-            "the intervals resample them. The KLs (of the position-averaged symbol frequencies to "
+            "the intervals resample them. `sample_grammatical` is the fraction with p(x) > 0, "
+            "`sample_grammatical_l<ℓ>` the fraction whose every level-ℓ node can generate its "
+            "block of leaves (grammatical up to height L − ℓ), `sample_copy` the fraction that "
+            "are training sequences (memorisation). The KLs (of the position-averaged symbol "
+            "frequencies to "
             "the exact leaf marginals, and of the BP roots of the grammatical samples to the root "
             "prior) are plug-in estimates minus their first-order bias (Miller–Madow, see "
             "`zoo.hierarchical.diffusion.kl_estimate`), so their expectation does not depend "
