@@ -342,7 +342,7 @@ class UNetBP(_BPModule):
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         y, leaves, sigma = batch[:3]
         loss = F.mse_loss(self(y, sigma), F.one_hot(leaves, self.hparams.n_symbols).to(y.dtype))
-        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
+        self.log_train("loss", loss, prog_bar=True)
         return loss
 
     def eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
@@ -474,7 +474,7 @@ class ConvNetBP(_BPModule):
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         leaves, root = batch[:2]
         loss = F.cross_entropy(self(leaves), root)
-        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
+        self.log_train("loss", loss, prog_bar=True)
         return loss
 
     def eval_step(self, split: str, batch: tuple[Tensor, ...]) -> None:
