@@ -190,7 +190,7 @@ def test_create_without_a_name_lists_the_models(name: Any) -> None:
     kind = type(name).__name__
     with fails_fast(
         rf"a model name must be a non-empty str, got {re.escape(repr(name))} \({kind}\)\. "
-        r"Valid models: \['convnet_bp', 'deepsets'"
+        r"Valid models: \['backflow', 'convnet_bp', 'deepsets'"
     ):
         zoo.create(name)
 

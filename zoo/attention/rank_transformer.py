@@ -225,15 +225,21 @@ class RankTransformer(EvaluatedModule):
 
     @classmethod
     def footprint(cls, hp: Mapping[str, Any], data: Mapping[str, Any]) -> Footprint:
-        """Per layer the weights (4·H·r·d + 2·d·ff) and, per sample, the (T, H·r) projections,
-        the (H, T, T) logits and softmax, the (T, ff) hidden layer and a few (T, d) streams."""
+        """Per layer the weights and biases (4·H·r·d + 3·H·r + d, the feed-forward's
+        2·d·ff + ff + d, one norm after attention and one after a feed-forward: a scale for
+        ``l2``, 2·d for ``layer``) and, per sample, the (T, H·r) projections, the (H, T, T)
+        logits and softmax, the (T, ff) hidden layer and a few (T, d) streams."""
         d, w, ff, layers = hp["dim"], hp["heads"] * hp["rank"], hp["ff"], hp["layers"]
         t = data.get("n_set", 2)
-        params = layers * (4 * w * d + 2 * d * ff)
+        norms = 2 if ff > 0 else 1
+        per_norm = {"l2": 1, "layer": 2 * d}.get(hp["norm"], 0)
+        per_layer = 4 * w * d + 3 * w + d + (2 * d * ff + ff + d if ff > 0 else 0)
+        params = layers * (per_layer + norms * per_norm)
+        # the model, its 2 metric columns + dict, the block list; per layer the block, the
+        # attention and its 4 linears, 2 norms (or Identity) and the feed-forward's 4
+        modules = 5 + layers * (8 + (4 if ff > 0 else 0))
         act = layers * (4 * t * w + 2 * hp["heads"] * t * t + 2 * t * ff + 6 * t * d)
-        return Footprint(
-            params=params, modules=8 * layers, other=4 * data.get("batch_size", 1) * act
-        )
+        return Footprint(params=params, modules=modules, other=4 * data.get("batch_size", 1) * act)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, T, d) → (B, T·d) (``readout="points"``) or (B, d) (``"query"``)."""
