@@ -59,7 +59,7 @@ def _denoiser(model: Any, batch: Any) -> Tensor:
 #: the bare loop: the same function of the batch as the model's ``training_step``).
 CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any], Callable[[Any, Any], Tensor]]] = {
     "gnn_nc": ({}, {"n_train": 64}, _graphs),
-    "slater": ({}, {"n_train": 16384, "batch_size": 1024}, _sets),
+    "slater": ({}, {"n_train": 16384}, _sets),
     "deepsets": ({}, {"n_train": 16384}, _sets),
     "rf_attention": ({}, {"n_train": 16384}, _attention),
     "unet_bp": ({}, {"n_train": 4096}, _denoiser),
