@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from zoo.ansatz.base import SetRegressor
 from zoo.ansatz.blocks import check_sets, signed_logsumexp
-from zoo.ansatz.slater import L25_STD
+from zoo.ansatz.slater import L25_DATA
 from zoo.core.config import Footprint, Interval
 from zoo.core.registry import register_model
 
@@ -62,12 +62,7 @@ class EquivariantLayer(nn.Module):
     "backflow",
     data="sets",
     shared=("n_set", "dim"),
-    data_defaults={
-        "sampler": "line",
-        "sampler_params": {"std": L25_STD},
-        "target": "calogero",
-        "target_params": {"lam": 2.5},
-    },
+    data_defaults=L25_DATA,
     defaults={"lr": 1e-2},
     paper="Pfau, Spencer, Matthews & Foulkes, Ab initio solution of the many-electron "
     "Schrödinger equation with deep neural networks (FermiNet, Phys. Rev. Research 2020)",

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from zoo.ansatz.base import SetRegressor
 from zoo.ansatz.blocks import flatten_state_dict, mlp, mlp_size
-from zoo.ansatz.slater import L25_STD, SlaterDeterminants
+from zoo.ansatz.slater import L25_DATA, SlaterDeterminants
 from zoo.core.config import Footprint, Interval
 from zoo.core.registry import register_model
 
@@ -48,12 +48,7 @@ class JastrowFactor(nn.Module):
     "jastrow_l25",
     data="sets",
     shared=("n_set", "dim"),
-    data_defaults={
-        "sampler": "line",
-        "sampler_params": {"std": L25_STD},
-        "target": "calogero",
-        "target_params": {"lam": 2.5},
-    },
+    data_defaults=L25_DATA,
     defaults={"lr": 1e-2},
     description="Jastrow–Slater ansatz on the Calogero state at λ = 2.5 (one determinant and "
     "exp(J) are exact there; no finite Slater sum is).",

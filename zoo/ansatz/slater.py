@@ -16,13 +16,21 @@ from zoo.ansatz.targets import hermite_functions
 from zoo.core.config import Footprint, Interval
 from zoo.core.registry import register_model
 
-__all__ = ["L25_STD", "Slater", "SlaterDeterminants"]
+__all__ = ["L25_DATA", "L25_STD", "Slater", "SlaterDeterminants"]
 
 #: std of the particle positions of the λ = 2.5 models (``slater_l25``, ``jastrow_l25``): under
 #: the trap density's 1/√2 the squared target |Ψ_2.5|² is so heavy-tailed that its effective
 #: sample size is 0.08 % of the sets (0.2 sets of a batch of 256: each step fits one set); at
 #: 1.5 it is 2.8 % (see docs/ansatz.md)
 L25_STD = 1.5
+#: the data of the λ = 2.5 models (slater_l25, jastrow_l25, backflow): Calogero at λ = 2.5,
+#: positions from N(0, L25_STD²)
+L25_DATA = {
+    "sampler": "line",
+    "sampler_params": {"std": L25_STD},
+    "target": "calogero",
+    "target_params": {"lam": 2.5},
+}
 
 
 class SlaterDeterminants(nn.Module):
@@ -132,12 +140,7 @@ class SlaterDeterminants(nn.Module):
     "slater_l25",
     data="sets",
     shared=("n_set", "dim"),
-    data_defaults={
-        "sampler": "line",
-        "sampler_params": {"std": L25_STD},
-        "target": "calogero",
-        "target_params": {"lam": 2.5},
-    },
+    data_defaults=L25_DATA,
     defaults={"lr": 1e-2},
     description="Sum of Slater determinants on the Calogero state at λ = 2.5, which no finite "
     "sum represents (the contrast to `jastrow_l25`).",
