@@ -203,18 +203,36 @@ def train_lowrank(
         lr=lr,
         scheduler="cosine",
     )
+    return fit_on_fresh_sets(
+        model, n_set=n_keys + 1, steps=steps, batch_size=batch_size, n_test=n_test, seed=seed
+    )
+
+
+def fit_on_fresh_sets(
+    model: Any,
+    *,
+    n_set: int,
+    steps: int,
+    batch_size: int,
+    n_test: int,
+    seed: int,
+    accelerator: str = "cpu",
+) -> float:
+    """``steps`` steps of :func:`~zoo.core.figures.quick_fit` of ``model`` on its ``sets``
+    datamodule (epochs of at most 64 batches of ``batch_size`` fresh sets, drawn on the
+    trainer's device); the test error on ``n_test`` held-out sets of ``seed``."""
     data = create_datamodule(
         model,
-        n_set=n_keys + 1,
+        n_set=n_set,
         n_train=min(steps, 64) * batch_size,
         n_val=batch_size,
         n_test=n_test,
         batch_size=batch_size,
         seed=seed,
-        device="cpu",
+        device="cuda" if accelerator == "gpu" else "cpu",
     )
-    quick_fit(model, data, max_steps=steps, seed=seed)
-    return quick_test(model, data)["test/error"]
+    quick_fit(model, data, max_steps=steps, seed=seed, accelerator=accelerator)
+    return quick_test(model, data, accelerator=accelerator)["test/error"]
 
 
 def checkpoint_error(
@@ -380,18 +398,15 @@ def train_rank_transformer(
         lr=lr,
         scheduler="cosine",
     )
-    data = create_datamodule(
+    return fit_on_fresh_sets(
         model,
         n_set=n_points,
-        n_train=min(steps, 64) * batch_size,
-        n_val=batch_size,
-        n_test=n_test,
+        steps=steps,
         batch_size=batch_size,
+        n_test=n_test,
         seed=seed,
-        device="cuda" if accelerator == "gpu" else "cpu",
+        accelerator=accelerator,
     )
-    quick_fit(model, data, max_steps=steps, seed=seed, accelerator=accelerator)
-    return quick_test(model, data, accelerator=accelerator)["test/error"]
 
 
 @register_figure("rank_transformer")
