@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +36,22 @@ def quiet_trainer(**kw: Any) -> Any:
         "enable_model_summary": False,
     }
     return pl.Trainer(**{**opts, **kw})
+
+
+def recipe_env() -> dict[str, str]:
+    """The environment of a recipe run as a subprocess: unbuffered output, one thread."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
+def run_recipe(
+    script: str, args: list[str], cwd: Path, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    """``python recipes/<script> <args>`` in ``cwd``, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, str(RECIPES / script), *args],
+        cwd=cwd,
+        env=recipe_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -5,16 +5,13 @@ Skipped without CUDA (``pytest -m gpu`` on a GPU machine: ``benchmarks/gpu_check
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 import zoo
-from tests.common import RECIPES, TINY_RUN
+from tests.common import TINY_RUN, run_recipe
 from zoo.core.checkpoint import CONFIG_NAME
 
 pytestmark = [
@@ -42,10 +39,9 @@ def test_family_trains_on_cuda_and_exports_cpu_weights(name: str, compose_cfg, t
 
 def test_ddp_with_nccl_exports_one_checkpoint(tmp_path: Path) -> None:
     devices = torch.cuda.device_count()
-    res = subprocess.run(
+    res = run_recipe(
+        "train.py",
         [
-            sys.executable,
-            str(RECIPES / "train.py"),
             "model=gnn_nc",
             "model.depth=3",
             "data.n_train=8",
@@ -56,10 +52,7 @@ def test_ddp_with_nccl_exports_one_checkpoint(tmp_path: Path) -> None:
             f"trainer.devices={devices}",
             f"hydra.run.dir={tmp_path / 'run'}",
         ],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
+        tmp_path,
         timeout=600,
     )
     assert res.returncode == 0, res.stderr[-3000:]

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import zoo
-from tests.common import RECIPES, REPO_ROOT
+from tests.common import REPO_ROOT, run_recipe
 from zoo.core.checkpoint import CONFIG_NAME
 
 SHRINK = [
@@ -25,8 +22,6 @@ SHRINK = [
 def test_retrain_reruns_the_recorded_commands_and_writes_the_table(tmp_path: Path) -> None:
     out, md = tmp_path / "re", tmp_path / "retrain.md"
     args = [
-        sys.executable,
-        str(RECIPES / "retrain.py"),
         "deepsets",
         f"--export-root={out}",
         f"--table={md}",
@@ -34,8 +29,7 @@ def test_retrain_reruns_the_recorded_commands_and_writes_the_table(tmp_path: Pat
         "-o",
         "data.n_test=256",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    res = run_recipe("retrain.py", args, tmp_path, timeout=400)
     assert res.returncode == 0, res.stderr[-3000:]
     shipped = json.loads((REPO_ROOT / "checkpoints" / "deepsets" / CONFIG_NAME).read_text())
     config = json.loads((out / "deepsets" / CONFIG_NAME).read_text())
@@ -50,20 +44,14 @@ def test_retrain_reruns_the_recorded_commands_and_writes_the_table(tmp_path: Pat
     assert float(row.split("|")[2]) > 0
     assert "python recipes/retrain.py deepsets" in text
     # started again (an interrupted retraining): what was finished is kept, not retrained
-    again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+    again = run_recipe("retrain.py", args, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "deepsets: retrained already" in again.stdout
     assert md.read_text() == text
 
 
 def test_retrain_of_an_unknown_name_lists_the_shipped_ones_before_training(tmp_path) -> None:
-    res = subprocess.run(
-        [sys.executable, str(RECIPES / "retrain.py"), "deepset", f"--table={tmp_path / 't'}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = run_recipe("retrain.py", ["deepset", f"--table={tmp_path / 't'}"], tmp_path, timeout=120)
     assert res.returncode != 0
     assert "no shipped checkpoint 'deepset'" in res.stderr and "'deepsets'" in res.stderr
     assert not (tmp_path / "t").exists()

@@ -4,11 +4,11 @@ SLURM), resuming a requeued job from its own last.ckpt."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from tests.common import RECIPES, TINY_RUN
+from tests.common import RECIPES, TINY_RUN, recipe_env, run_recipe
 from zoo.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 
 # Four training graphs: one global batch of 4 per step, whether one process takes all four or
@@ -38,10 +38,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
 
 def test_num_nodes_without_a_launcher_is_refused_before_training(compose_cfg, tmp_path) -> None:
@@ -84,7 +80,7 @@ def test_torchrun_two_nodes_export_one_checkpoint_equal_to_one_process(tmp_path:
                 f"export_dir={export}",
             ],
             cwd=tmp_path,
-            env=_env(),
+            env=recipe_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -100,20 +96,10 @@ def test_torchrun_two_nodes_export_one_checkpoint_equal_to_one_process(tmp_path:
     assert sorted(p.parent for p in tmp_path.rglob(CONFIG_NAME)) == [export]
 
     single = tmp_path / "single"
-    res = subprocess.run(
-        [
-            sys.executable,
-            str(RECIPES / "train.py"),
-            *gnn,
-            "data.batch_size=4",
-            f"hydra.run.dir={single}",
-            f"export_dir={single / 'export'}",
-        ],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    res = run_recipe(
+        "train.py",
+        [*gnn, "data.batch_size=4", f"hydra.run.dir={single}", f"export_dir={single / 'export'}"],
+        tmp_path,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     two, one = load_file(export / WEIGHTS_NAME), load_file(single / "export" / WEIGHTS_NAME)
@@ -127,10 +113,9 @@ def test_torchrun_two_nodes_export_one_checkpoint_equal_to_one_process(tmp_path:
 
 
 def _sweep(tmp_path: Path, launcher: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return run_recipe(
+        "train.py",
         [
-            sys.executable,
-            str(RECIPES / "train.py"),
             "-m",
             *launcher,
             *GNN[:1],
@@ -139,10 +124,7 @@ def _sweep(tmp_path: Path, launcher: list[str]) -> subprocess.CompletedProcess:
             *TINY_RUN[2:],
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
         ],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
+        tmp_path,
         timeout=500,
     )
 
@@ -214,8 +196,6 @@ def test_slurm_job_requeued_mid_training_resumes_from_its_last_checkpoint(tmp_pa
     """A running job is requeued (``scontrol requeue``: what a pre-emption does): SLURM stops
     it with SIGTERM, which saves ``last.ckpt``; the requeued job resumes from it, finishes all
     epochs, and the sweep exports its checkpoint."""
-    import time
-
     epochs = 12
     sweep = subprocess.Popen(
         [
@@ -227,11 +207,11 @@ def test_slurm_job_requeued_mid_training_resumes_from_its_last_checkpoint(tmp_pa
             "hydra.launcher.cpus_per_task=1",
             *GNN[:-2],
             f"trainer.max_epochs={epochs}",
-            "trainer.enable_model_summary=false",
+            GNN[-1],
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
         ],
         cwd=tmp_path,
-        env=_env(),
+        env=recipe_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

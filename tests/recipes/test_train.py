@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 import zoo
-from tests.common import RECIPES, REPO_ROOT, TINY_RUN
+from tests.common import REPO_ROOT, TINY_RUN, run_recipe
 from zoo.core.card import headline_metrics
 from zoo.core.checkpoint import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
 
@@ -23,20 +20,6 @@ SMALL_GNN = [
     "data.n_val=2",
     "data.n_test=2",
 ]
-
-
-def run_recipe(
-    script: str, args: list[str], cwd: Path, timeout: int = 300
-) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, str(RECIPES / script), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.mark.parametrize("name", zoo.list_models())
