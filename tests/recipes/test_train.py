@@ -191,7 +191,7 @@ def test_eval_prints_metrics_json_with_export_keys(tmp_path: Path, compose_cfg) 
 def test_compile_trains_through_torch_compile_and_exports_plain_weights(
     compose_cfg, tmp_path: Path
 ) -> None:
-    """``compile=true`` (about a minute of compilation on the CPU): the model's calls go
+    """``compile=true`` (20 s to 1.5 min of compilation on the CPU): the model's calls go
     through torch.compile, and the export is the same flat state dict as without it."""
     from train import train
 
