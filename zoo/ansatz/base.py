@@ -92,7 +92,8 @@ class SetRegressor(ZooModule):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Skip (zero) a step whose gradients are not finite; ``train/skipped`` counts them
         (per epoch)."""
-        self.log_train("skipped", (~zero_nonfinite_grads(self)).float(), reduce="sum")
+        params = (p for group in optimizer.param_groups for p in group["params"])
+        self.log_train("skipped", (~zero_nonfinite_grads(params)).float(), reduce="sum")
 
     @staticmethod
     def set_columns(f: Tensor, y: Tensor) -> dict[str, Tensor]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import torch
@@ -64,19 +65,24 @@ def signed_logsumexp(sign: Tensor, logabs: Tensor, dim: int = -1) -> tuple[Tenso
     return torch.sign(s), m.squeeze(dim) + torch.log(s.abs())
 
 
-def zero_nonfinite_grads(module: nn.Module) -> Tensor:
-    """Zero all gradients of ``module`` if any is NaN/inf; return whether they were finite
-    (a 0-d bool tensor).
+def zero_nonfinite_grads(params: nn.Module | Iterable[Tensor]) -> Tensor:
+    """Zero all gradients of ``params`` (a module's parameters, or e.g. an optimiser's
+    ``param_groups`` flattened) if any is NaN/inf; return whether they were finite (a 0-d
+    bool tensor).
 
     A determinant that becomes exactly singular in floating point makes the slogdet backward
     evaluate 0 · ∞ (its true gradient, the adjugate, is finite); such a step is skipped. One
-    check of the total gradient norm (torch's foreach kernels: NaN and inf propagate into it)
-    and one host read per step, instead of a check per parameter.
+    batched norm per gradient (torch's foreach kernel: NaN and inf propagate into it) and one
+    host read per step, instead of a check per parameter. ``torch.nn.utils.get_total_norm``
+    computes the same norms but first groups the tensors by device and dtype in Python, which
+    costs more than the norms themselves for the zoo's small models.
     """
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if isinstance(params, nn.Module):
+        params = params.parameters()
+    grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.tensor(True)
-    finite = torch.isfinite(torch.nn.utils.get_total_norm(grads))
+    finite = torch.stack(torch._foreach_norm(grads)).isfinite().all()
     if not finite:
         for g in grads:
             g.zero_()
