@@ -6,12 +6,17 @@ training batches, served by the model's own datamodule loader, for one epoch. Th
 uses the recipe's trainer config (``recipes/configs/trainer/cpu.yaml``, or ``gpu.yaml`` with
 ``--device cuda``, composed by Hydra) with the recipe's CSV logger and checkpoint callback,
 progress bar off, validation off; the bare loop does forward → the model's training loss →
-backward → optimiser step (and the scheduler step per epoch, as Lightning does). Epochs are
-timed from ``on_train_epoch_start`` to ``on_train_epoch_end`` (setup excluded), alternating the
-two sides, and the median ratios (wall and process CPU time) are printed per model.
+backward → optimiser step. Epochs are timed from ``on_train_epoch_start`` to
+``on_train_epoch_end`` (setup excluded), alternating the two sides, and the median ratios (wall
+and process CPU time) are printed per model, with the per-step times.
+
+The last lines measure Lightning's own fixed cost per step, the floor under any model: the
+same recipe Trainer and a bare loop training one ``Linear(1, 1)`` layer on batches of one
+sample. A model reaches the 0.9 goal only if its bare step takes ≥ 9× that cost (plus its
+own per-step hooks).
 
     OMP_NUM_THREADS=1 python benchmarks/train_overhead.py [--models gnn_nc slater ...]
-        [--repeats 5] [--device cpu|cuda] [--compile]
+        [--repeats 5] [--device cpu|cuda] [--compile] [--no-floor]
 """
 
 from __future__ import annotations
@@ -55,13 +60,15 @@ def _denoiser(model: Any, batch: Any) -> Tensor:
     return F.mse_loss(model(y, sigma), F.one_hot(leaves, model.hparams.n_symbols).to(y.dtype))
 
 
-#: One fast configuration per family: (model, model overrides, data overrides, training loss of
-#: the bare loop: the same function of the batch as the model's ``training_step``).
+#: One fast configuration per family (the model's default batch size; 256 steps per epoch for
+#: the set models, so that an epoch is long enough to time): (model overrides, data
+#: overrides, training loss of the bare loop: the same function of the batch as the model's
+#: ``training_step``).
 CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any], Callable[[Any, Any], Tensor]]] = {
     "gnn_nc": ({}, {"n_train": 64}, _graphs),
-    "slater": ({}, {"n_train": 16384}, _sets),
-    "deepsets": ({}, {"n_train": 16384}, _sets),
-    "rf_attention": ({}, {"n_train": 16384}, _attention),
+    "slater": ({}, {"n_train": 65536}, _sets),
+    "deepsets": ({}, {"n_train": 65536}, _sets),
+    "rf_attention": ({}, {"n_train": 65536}, _attention),
     "unet_bp": ({}, {"n_train": 4096}, _denoiser),
 }
 
@@ -135,15 +142,15 @@ def _compiled(model: zoo.core.ZooModule, batch: Any, loss_fn: Callable) -> None:
     model.zero_grad(set_to_none=True)
 
 
-def measure(
-    name: str, repeats: int, device: str, compile: bool = False
-) -> tuple[float, float, int]:
-    """Median (wall, CPU) speed ratio bare/Lightning of one epoch of ``name``, steps/epoch;
-    with ``compile`` both models run through ``torch.compile`` (compiled before timing)."""
+def measure(name: str, repeats: int, device: str, compile: bool = False) -> dict[str, float]:
+    """Median speed ratios bare/Lightning (wall, CPU) of one epoch of ``name``, the median
+    per-step wall times of both sides (seconds) and the steps per epoch; with ``compile`` both
+    models run through ``torch.compile`` (compiled before timing)."""
     mcfg, dcfg, loss_fn = CONFIGS[name]
     dm = zoo.create_datamodule(name, device=device, **dcfg)
     dm.setup("fit")
-    ratios, cpu_ratios = [], []
+    steps = len(dm.train_dataloader())
+    ratios, cpu_ratios, bare, lit = [], [], [], []
     for r in range(repeats):
         torch.manual_seed(r)
         m_bare = zoo.create(name, **mcfg).to(device)
@@ -162,12 +169,76 @@ def measure(
         t_pl, c_pl = timer.times[0]
         ratios.append(t_bare / t_pl)
         cpu_ratios.append(c_bare / c_pl)
+        bare.append(t_bare / steps)
+        lit.append(t_pl / steps)
         print(
             f"{name} repeat {r}: bare {t_bare:.3f} s (cpu {c_bare:.3f}), "
             f"lightning {t_pl:.3f} s (cpu {c_pl:.3f})",
             file=sys.stderr,
         )
-    return statistics.median(ratios), statistics.median(cpu_ratios), len(dm.train_dataloader())
+    med = statistics.median
+    return {
+        "wall": med(ratios),
+        "cpu": med(cpu_ratios),
+        "bare_step": med(bare),
+        "lightning_step": med(lit),
+        "steps": steps,
+    }
+
+
+class _OneLayer(pl.LightningModule):
+    """The smallest trainable model: ``Linear(1, 1)`` with an MSE loss and SGD."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 1)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return F.mse_loss(self.layer(batch[0]), batch[1])
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=1e-3)
+
+
+class _Batches:
+    """A re-iterable list of batches (a list itself would be read as several loaders)."""
+
+    def __init__(self, batches: list[tuple[Tensor, Tensor]]) -> None:
+        self.batches = batches
+
+    def __iter__(self) -> Any:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def lightning_floor(repeats: int, device: str, steps: int = 2000) -> tuple[float, float]:
+    """Median per-step wall time (seconds) of the bare loop and of the recipe's Trainer on
+    :class:`_OneLayer` with batches of one sample: Lightning's fixed cost is their difference."""
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(steps, 2, 1, 1, generator=g).to(device)
+    batches = _Batches([(d[0], d[1]) for d in data])
+    bare, lit = [], []
+    for r in range(repeats):
+        torch.manual_seed(r)
+        model = _OneLayer().to(device)
+        opt = model.configure_optimizers()
+        _sync()
+        t = time.perf_counter()
+        for i, batch in enumerate(batches):
+            loss = model.training_step(batch, i)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        _sync()
+        bare.append((time.perf_counter() - t) / steps)
+        timer = EpochTimer()
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = recipe_trainer("gnn_nc", Path(tmp), timer, device)
+            trainer.fit(_OneLayer(), train_dataloaders=batches)
+        lit.append(timer.times[0][0] / steps)
+    return statistics.median(bare), statistics.median(lit)
 
 
 def main() -> None:
@@ -176,6 +247,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--compile", action="store_true", help="both sides via torch.compile")
+    parser.add_argument("--no-floor", action="store_true", help="skip the one-layer floor")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     for lg in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric"):
@@ -183,11 +255,30 @@ def main() -> None:
     print(f"device: {args.device}, threads: {torch.get_num_threads()}, compile: {args.compile}")
     tag = "_compiled" if args.compile else ""
     for name in args.models:
-        wall, cpu, steps = measure(name, args.repeats, args.device, args.compile)
+        got = measure(name, args.repeats, args.device, args.compile)
         # Wall time is what a user waits for; process CPU time is robust to other jobs on a
         # shared machine (both sides run on one thread on the CPU).
-        print(f"{name}{tag}_epoch_lightning_vs_bare_speed: {wall:.3f}  ({steps} steps/epoch)")
-        print(f"{name}{tag}_epoch_lightning_vs_bare_speed_cpu_time: {cpu:.3f}")
+        print(
+            f"{name}{tag}_epoch_lightning_vs_bare_speed: {got['wall']:.3f}  "
+            f"({got['steps']} steps/epoch)"
+        )
+        print(f"{name}{tag}_epoch_lightning_vs_bare_speed_cpu_time: {got['cpu']:.3f}")
+        bare, lit = got["bare_step"] * 1e3, got["lightning_step"] * 1e3
+        print(
+            f"{name}{tag}_step_ms: bare {bare:.3f}, lightning {lit:.3f} "
+            f"(+{(lit - bare) * 1e3:.0f} us per step)"
+        )
+    if not args.no_floor:
+        bare, lit = lightning_floor(args.repeats, args.device)
+        over = (lit - bare) * 1e6
+        print(
+            f"lightning_floor_us_per_step: {over:.0f}  (Linear(1, 1), batch 1: bare "
+            f"{bare * 1e6:.0f} us, recipe Trainer {lit * 1e6:.0f} us per step)"
+        )
+        print(
+            f"bare step needed for a 0.9 ratio at that floor: >= {9 * over / 1e3:.2f} ms "
+            "(more with the model's own per-step hooks)"
+        )
 
 
 if __name__ == "__main__":
