@@ -16,7 +16,7 @@ sample. A model reaches the 0.9 goal only if its bare step takes ≥ 9× that co
 own per-step hooks).
 
     OMP_NUM_THREADS=1 python benchmarks/train_overhead.py [--models gnn_nc slater ...]
-        [--repeats 5] [--device cpu|cuda] [--compile] [--no-floor]
+        [--repeats 5] [--device cpu|cuda] [--compile] [--no-floor] [--batch-size B]
 """
 
 from __future__ import annotations
@@ -142,11 +142,18 @@ def _compiled(model: zoo.core.ZooModule, batch: Any, loss_fn: Callable) -> None:
     model.zero_grad(set_to_none=True)
 
 
-def measure(name: str, repeats: int, device: str, compile: bool = False) -> dict[str, float]:
+def measure(
+    name: str, repeats: int, device: str, compile: bool = False, batch_size: int | None = None
+) -> dict[str, float]:
     """Median speed ratios bare/Lightning (wall, CPU) of one epoch of ``name``, the median
     per-step wall times of both sides (seconds) and the steps per epoch; with ``compile`` both
-    models run through ``torch.compile`` (compiled before timing)."""
+    models run through ``torch.compile`` (compiled before timing); ``batch_size`` replaces
+    the model's default (the training set grows with it, keeping the steps per epoch)."""
     mcfg, dcfg, loss_fn = CONFIGS[name]
+    if batch_size is not None:
+        default = zoo.create_datamodule(name).hparams.batch_size
+        n_train = max(dcfg.get("n_train", 0) * batch_size // default, batch_size)
+        dcfg = {**dcfg, "batch_size": batch_size, "n_train": n_train}
     dm = zoo.create_datamodule(name, device=device, **dcfg)
     dm.setup("fit")
     steps = len(dm.train_dataloader())
@@ -248,14 +255,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--compile", action="store_true", help="both sides via torch.compile")
     parser.add_argument("--no-floor", action="store_true", help="skip the one-layer floor")
+    parser.add_argument(
+        "--batch-size", type=int, help="instead of each model's default (a what-if, not a recipe)"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     for lg in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(lg).setLevel(logging.ERROR)
     print(f"device: {args.device}, threads: {torch.get_num_threads()}, compile: {args.compile}")
     tag = "_compiled" if args.compile else ""
+    tag += f"_bs{args.batch_size}" if args.batch_size else ""
     for name in args.models:
-        got = measure(name, args.repeats, args.device, args.compile)
+        got = measure(name, args.repeats, args.device, args.compile, args.batch_size)
         # Wall time is what a user waits for; process CPU time is robust to other jobs on a
         # shared machine (both sides run on one thread on the CPU).
         print(
