@@ -327,3 +327,10 @@ def test_nonfinite_gradients_are_zeroed() -> None:
     net[1].weight.grad[0, 2] = float("nan")
     assert not bool(zero_nonfinite_grads(net))
     assert all(torch.count_nonzero(p.grad) == 0 for p in net.parameters())
+    # an optimiser's parameters (what SetRegressor passes), inf in one gradient
+    opt = torch.optim.Adam(net.parameters())
+    net(torch.randn(5, 3)).sum().backward()
+    net[0].bias.grad[1] = float("inf")
+    params = (p for group in opt.param_groups for p in group["params"])
+    assert not bool(zero_nonfinite_grads(params))
+    assert all(torch.count_nonzero(p.grad) == 0 for p in net.parameters())
