@@ -72,13 +72,26 @@ def commands(name: str, export_dir: Path) -> tuple[list[str], list[str] | None]:
     train = shlex.split(config.get("command") or "")
     if train[:2] != ["python", "recipes/train.py"]:
         raise ValueError(f"{path} records no recipes/train.py command: {config.get('command')!r}")
-    train = [a for a in train[2:] if not a.startswith("export_dir=")]
-    train.append(f"export_dir={export_dir}")
+    target = _shown(export_dir)
+    train = _retarget(train[2:], "export_dir", target)
     evaluation = (config.get("evaluation") or {}).get("command")
     if not evaluation:
         return train, None
-    ev = shlex.split(evaluation)[2:]
-    return train, [*(a for a in ev if not a.startswith("checkpoint=")), f"checkpoint={export_dir}"]
+    return train, _retarget(shlex.split(evaluation)[2:], "checkpoint", target)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository root when inside it (the recipes run from there,
+    and a card records its commands as given), else absolute."""
+    path = path.resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def _retarget(args: list[str], key: str, value: str) -> list[str]:
+    """``args`` with ``key=...`` set to ``value`` where it stood (appended if absent), so that
+    retraining into ``checkpoints/`` records the same command as the shipped card."""
+    out = [f"{key}={value}" if a.startswith(f"{key}=") else a for a in args]
+    return out if any(a.startswith(f"{key}=") for a in args) else [*out, f"{key}={value}"]
 
 
 def _run(script: str, args: list[str]) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -57,12 +58,25 @@ def test_retrain_of_an_unknown_name_lists_the_shipped_ones_before_training(tmp_p
     assert not (tmp_path / "t").exists()
 
 
-@pytest.mark.parametrize("name", ["gnn_nc", "slater"])
+SHIPPED = sorted(p.parent.name for p in (REPO_ROOT / "checkpoints").glob(f"*/{CONFIG_NAME}"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_every_recorded_command_is_retargeted(name: str, tmp_path: Path) -> None:
     from retrain import commands
 
+    config = json.loads((REPO_ROOT / "checkpoints" / name / CONFIG_NAME).read_text())
     train, evaluation = commands(name, tmp_path / name)
-    assert train[0] == f"experiment={name}" and train[-1] == f"export_dir={tmp_path / name}"
+    assert {f"experiment={name}", f"model={name}"} & set(train)
+    assert f"export_dir={tmp_path / name}" in train
     assert sum(a.startswith("export_dir=") for a in train) == 1
-    assert evaluation is not None and evaluation[-1] == f"checkpoint={tmp_path / name}"
-    assert "rewrite=true" in evaluation
+    if config.get("evaluation", {}).get("command"):
+        assert evaluation is not None and f"checkpoint={tmp_path / name}" in evaluation
+        assert sum(a.startswith("checkpoint=") for a in evaluation) == 1
+        assert "rewrite=true" in evaluation
+    # retargeted at the shipped directory: exactly the commands the card records
+    train, evaluation = commands(name, REPO_ROOT / "checkpoints" / name)
+    assert shlex.join(["python", "recipes/train.py", *train]) == config["command"]
+    if evaluation is not None:
+        recorded = config["evaluation"]["command"]
+        assert shlex.join(["python", "recipes/eval.py", *evaluation]) == recorded
