@@ -7,8 +7,10 @@ uses the recipe's trainer config (``recipes/configs/trainer/cpu.yaml``, or ``gpu
 ``--device cuda``, composed by Hydra) with the recipe's CSV logger and checkpoint callback,
 progress bar off, validation off; the bare loop does forward → the model's training loss →
 backward → optimiser step. Epochs are timed from ``on_train_epoch_start`` to
-``on_train_epoch_end`` (setup excluded), alternating the two sides, and the median ratios (wall
-and process CPU time) are printed per model, with the per-step times.
+``on_train_epoch_end`` (setup excluded), alternating the two sides; the median ratio over the
+repeats (wall and process CPU time) is printed per model with its range over the repeats (this
+shared 2-core VM's speed drifts by ±10 % between minutes: compare medians, not single runs),
+and the median per-step times.
 
 The last lines measure Lightning's own fixed cost per step, the floor under any model: the
 same recipe Trainer and a bare loop training one ``Linear(1, 1)`` layer on batches of one
@@ -156,7 +158,6 @@ def measure(
         dcfg = {**dcfg, "batch_size": batch_size, "n_train": n_train}
     dm = zoo.create_datamodule(name, device=device, **dcfg)
     dm.setup("fit")
-    steps = len(dm.train_dataloader())
     ratios, cpu_ratios, bare, lit = [], [], [], []
     for r in range(repeats):
         torch.manual_seed(r)
@@ -176,19 +177,21 @@ def measure(
         t_pl, c_pl = timer.times[0]
         ratios.append(t_bare / t_pl)
         cpu_ratios.append(c_bare / c_pl)
-        bare.append(t_bare / steps)
-        lit.append(t_pl / steps)
+        bare.append(t_bare)
+        lit.append(t_pl)
         print(
             f"{name} repeat {r}: bare {t_bare:.3f} s (cpu {c_bare:.3f}), "
             f"lightning {t_pl:.3f} s (cpu {c_pl:.3f})",
             file=sys.stderr,
         )
-    med = statistics.median
+    med, steps = statistics.median, len(dm.train_dataloader())
     return {
         "wall": med(ratios),
+        "wall_range": (min(ratios), max(ratios)),
         "cpu": med(cpu_ratios),
-        "bare_step": med(bare),
-        "lightning_step": med(lit),
+        "cpu_range": (min(cpu_ratios), max(cpu_ratios)),
+        "bare_step": med(bare) / steps,
+        "lightning_step": med(lit) / steps,
         "steps": steps,
     }
 
@@ -269,11 +272,13 @@ def main() -> None:
         got = measure(name, args.repeats, args.device, args.compile, args.batch_size)
         # Wall time is what a user waits for; process CPU time is robust to other jobs on a
         # shared machine (both sides run on one thread on the CPU).
-        print(
-            f"{name}{tag}_epoch_lightning_vs_bare_speed: {got['wall']:.3f}  "
-            f"({got['steps']} steps/epoch)"
-        )
-        print(f"{name}{tag}_epoch_lightning_vs_bare_speed_cpu_time: {got['cpu']:.3f}")
+        for key, suffix in (("wall", ""), ("cpu", "_cpu_time")):
+            lo, hi = got[f"{key}_range"]
+            print(
+                f"{name}{tag}_epoch_lightning_vs_bare_speed{suffix}: {got[key]:.3f}  "
+                f"(median; range [{lo:.3f}, {hi:.3f}] over {args.repeats} repeats, "
+                f"{got['steps']} steps/epoch)"
+            )
         bare, lit = got["bare_step"] * 1e3, got["lightning_step"] * 1e3
         print(
             f"{name}{tag}_step_ms: bare {bare:.3f}, lightning {lit:.3f} "
