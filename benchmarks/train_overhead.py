@@ -5,12 +5,15 @@ Both sides train the same model (``zoo.create(name)``, same initial weights) on 
 training batches, served by the model's own datamodule loader, for one epoch. The Lightning side
 uses the recipe's trainer config (``recipes/configs/trainer/cpu.yaml``, or ``gpu.yaml`` with
 ``--device cuda``, composed by Hydra) with the recipe's CSV logger and checkpoint callback,
-progress bar off, validation off; the bare loop does forward → the model's training loss →
-backward → optimiser step. Epochs are timed from ``on_train_epoch_start`` to
-``on_train_epoch_end`` (setup excluded), alternating the two sides; the median ratio over the
-repeats (wall and process CPU time) is printed per model with its range over the repeats (this
-shared 2-core VM's speed drifts by ±10 % between minutes: compare medians, not single runs),
-and the median per-step times.
+progress bar off, validation off. The bare loop runs the same per-step model code that
+Lightning calls — ``training_step`` (the loss and the model's own training statistics, e.g.
+the NC tracking of ``gnn_nc``), ``on_before_backward`` (the finite-loss check), backward,
+``on_before_optimizer_step`` (e.g. the ansatz models' non-finite-gradient skip), optimiser
+step — so the ratio is the cost of Lightning's loop itself, not of the model's bookkeeping.
+Epochs are timed from ``on_train_epoch_start`` to ``on_train_epoch_end`` (setup excluded),
+alternating the two sides; the median ratio over the repeats (wall and process CPU time) is
+printed per model with its range over the repeats (this shared 2-core VM's speed drifts by
+±10 % between minutes: compare medians, not single runs), and the median per-step times.
 
 The last lines measure Lightning's own fixed cost per step, the floor under any model: the
 same recipe Trainer and a bare loop training one ``Linear(1, 1)`` layer on batches of one
@@ -30,7 +33,6 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,38 +42,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import zoo
-from zoo.graphs.models import permutation_invariant_mse
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _graphs(model: Any, batch: Any) -> Tensor:
-    return permutation_invariant_mse(model(batch), batch.y, batch.batch, int(batch.num_graphs))
-
-
-def _sets(model: Any, batch: Any) -> Tensor:
-    return model.loss(batch)
-
-
-def _attention(model: Any, batch: Any) -> Tensor:
-    return model.loss(model(batch[0]), batch[1])
-
-
-def _denoiser(model: Any, batch: Any) -> Tensor:
-    y, leaves, sigma = batch[:3]
-    return F.mse_loss(model(y, sigma), F.one_hot(leaves, model.hparams.n_symbols).to(y.dtype))
-
-
 #: One fast configuration per family (the model's default batch size; 256 steps per epoch for
-#: the set models, so that an epoch is long enough to time): (model overrides, data
-#: overrides, training loss of the bare loop: the same function of the batch as the model's
-#: ``training_step``).
-CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any], Callable[[Any, Any], Tensor]]] = {
-    "gnn_nc": ({}, {"n_train": 64}, _graphs),
-    "slater": ({}, {"n_train": 65536}, _sets),
-    "deepsets": ({}, {"n_train": 65536}, _sets),
-    "rf_attention": ({}, {"n_train": 65536}, _attention),
-    "unet_bp": ({}, {"n_train": 4096}, _denoiser),
+#: the set models, so that an epoch is long enough to time): (model overrides, data overrides).
+CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "gnn_nc": ({}, {"n_train": 64}),
+    "slater": ({}, {"n_train": 65536}),
+    "deepsets": ({}, {"n_train": 65536}),
+    "rf_attention": ({}, {"n_train": 65536}),
+    "unet_bp": ({}, {"n_train": 4096}),
 }
 
 
@@ -118,29 +100,30 @@ def recipe_trainer(name: str, out: Path, timer: EpochTimer, device: str) -> pl.T
     return instantiate(tcfg, logger=logger, callbacks=[ckpt, timer], num_sanity_val_steps=0)
 
 
-def bare_epoch(
-    model: zoo.core.ZooModule, loader: Any, loss_fn: Callable[[Any, Any], Tensor]
-) -> tuple[float, float]:
-    """One epoch of the plain loop; returns its (wall, process-CPU) time in seconds."""
+def bare_epoch(model: zoo.core.ZooModule, loader: Any) -> tuple[float, float]:
+    """One epoch of the plain loop over the model's own step code; returns its (wall,
+    process-CPU) time in seconds."""
     opt = model.configure_optimizers()
     if isinstance(opt, dict):
         opt = opt["optimizer"]
     model.train()
     _sync()
     t, c = time.perf_counter(), time.process_time()
-    for batch in loader:
-        loss = loss_fn(model, batch)
+    for i, batch in enumerate(loader):
+        loss = model.training_step(batch, i)
         opt.zero_grad(set_to_none=True)
+        model.on_before_backward(loss)
         loss.backward()
+        model.on_before_optimizer_step(opt)
         opt.step()
     _sync()
     return time.perf_counter() - t, time.process_time() - c
 
 
-def _compiled(model: zoo.core.ZooModule, batch: Any, loss_fn: Callable) -> None:
+def _compiled(model: zoo.core.ZooModule, batch: Any) -> None:
     """``model.compile()`` and one forward/backward outside the timing (the compilation)."""
     model.compile()
-    loss_fn(model, batch).backward()
+    model.training_step(batch, 0).backward()
     model.zero_grad(set_to_none=True)
 
 
@@ -151,7 +134,7 @@ def measure(
     per-step wall times of both sides (seconds) and the steps per epoch; with ``compile`` both
     models run through ``torch.compile`` (compiled before timing); ``batch_size`` replaces
     the model's default (the training set grows with it, keeping the steps per epoch)."""
-    mcfg, dcfg, loss_fn = CONFIGS[name]
+    mcfg, dcfg = CONFIGS[name]
     if batch_size is not None:
         default = zoo.create_datamodule(name).hparams.batch_size
         n_train = max(dcfg.get("n_train", 0) * batch_size // default, batch_size)
@@ -167,12 +150,16 @@ def measure(
         m_bare.zoo_data_config = m_pl.zoo_data_config = {"name": dm.zoo_name, **dm.hparams}
         if compile:
             first = next(iter(dm.train_dataloader()))
-            _compiled(m_bare, first, loss_fn)
-            _compiled(m_pl.to(device), first, loss_fn)
-        t_bare, c_bare = bare_epoch(m_bare, dm.train_dataloader(), loss_fn)
+            _compiled(m_bare, first)
+            _compiled(m_pl.to(device), first)
+        # the same batch order on both sides (graph loaders draw their shuffle from the global
+        # generator when a pass starts); tests/test_benchmarks.py checks equal weights
+        torch.manual_seed(1000 + r)
+        t_bare, c_bare = bare_epoch(m_bare, dm.train_dataloader())
         timer = EpochTimer()
         with tempfile.TemporaryDirectory() as tmp:
             trainer = recipe_trainer(name, Path(tmp), timer, device)
+            torch.manual_seed(1000 + r)
             trainer.fit(m_pl, datamodule=dm)
         t_pl, c_pl = timer.times[0]
         ratios.append(t_bare / t_pl)

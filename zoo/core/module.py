@@ -183,13 +183,12 @@ class ZooModule(pl.LightningModule):
         device, no NaN check (a non-finite loss already stops the run, see
         :meth:`on_before_backward`). With ``live`` (for long epochs) the step's value is also
         logged as ``train/<name>_step``, on the trainer's logging steps only (every
-        ``log_every_n_steps``) and in the bar.
+        ``log_every_n_steps``) and in the bar; outside a trainer (a plain loop calling
+        ``training_step``) there is nothing to log it to.
         """
-        if live:
-            trainer = self._trainer
-            every = trainer.log_every_n_steps if trainer is not None else 1
-            if (self.global_step + 1) % every == 0:
-                self.log(f"train/{name}_step", value, on_step=True, on_epoch=False, prog_bar=True)
+        trainer = self._trainer
+        if live and trainer is not None and (self.global_step + 1) % trainer.log_every_n_steps == 0:
+            self.log(f"train/{name}_step", value, on_step=True, on_epoch=False, prog_bar=True)
         found = self._train_aggregates.get(name)
         if found is None:
             found = self._train_aggregates[name] = _EpochAggregate(reduce, prog_bar)
