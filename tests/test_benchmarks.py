@@ -13,7 +13,7 @@ import zoo
 from tests.common import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-import train_overhead  # noqa: E402  (a script: benchmarks/ is not a package)
+import train_overhead  # a script: benchmarks/ is not a package
 
 
 @pytest.mark.parametrize(("name", "n_train"), [("slater", 512), ("gnn_nc", 4)])
