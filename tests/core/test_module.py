@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 import zoo
+from tests.common import quiet_trainer
 from zoo.core.module import _EpochAggregate
 
 
@@ -58,16 +59,8 @@ def test_logged_train_loss_is_the_size_weighted_mean_of_the_steps(
     model = zoo.create("rf_attention", heads=4)
     dm = zoo.create_datamodule(model, n_train=10, n_val=4, n_test=4, batch_size=4)
     steps = _StepLosses()
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=[steps],
-        default_root_dir=tmp_path,
+    trainer = quiet_trainer(
+        max_epochs=1, limit_val_batches=0, callbacks=[steps], default_root_dir=tmp_path
     )
     trainer.fit(model, datamodule=dm)
     assert [n for _, n in steps.steps] == [4, 4, 2]
