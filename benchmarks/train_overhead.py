@@ -100,7 +100,7 @@ def recipe_trainer(name: str, out: Path, timer: EpochTimer, device: str) -> pl.T
     return instantiate(tcfg, logger=logger, callbacks=[ckpt, timer], num_sanity_val_steps=0)
 
 
-def bare_epoch(model: zoo.core.ZooModule, loader: Any) -> tuple[float, float]:
+def bare_epoch(model: pl.LightningModule, loader: Any) -> tuple[float, float]:
     """One epoch of the plain loop over the model's own step code; returns its (wall,
     process-CPU) time in seconds."""
     opt = model.configure_optimizers()
@@ -219,17 +219,7 @@ def lightning_floor(repeats: int, device: str, steps: int = 2000) -> tuple[float
     bare, lit = [], []
     for r in range(repeats):
         torch.manual_seed(r)
-        model = _OneLayer().to(device)
-        opt = model.configure_optimizers()
-        _sync()
-        t = time.perf_counter()
-        for i, batch in enumerate(batches):
-            loss = model.training_step(batch, i)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        _sync()
-        bare.append((time.perf_counter() - t) / steps)
+        bare.append(bare_epoch(_OneLayer().to(device), batches)[0] / steps)
         timer = EpochTimer()
         with tempfile.TemporaryDirectory() as tmp:
             trainer = recipe_trainer("gnn_nc", Path(tmp), timer, device)
